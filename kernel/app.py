@@ -1,0 +1,118 @@
+"""The Litestar app factory: kernel routes + every plugin's routes, behind the token guard."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from kernel.auth import PUBLIC_OPT, BearerTokenMiddleware, PasswordTooLong, User
+from kernel.core import Kernel
+from kernel.libraries import PathRefused
+from kernel.routes import image, photos, system
+from kernel.types import InvalidParameter
+
+log = logging.getLogger(__name__)
+SCHEMA_PATH = "/schema"
+
+
+def _problem(status: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+    return Response(
+        {"status_code": status, "detail": detail, **extra},
+        status_code=status,
+        media_type=MediaType.JSON,
+    )
+
+
+def _invalid_parameter(_: Request, exc: InvalidParameter) -> Response[dict[str, Any]]:
+    return _problem(400, f"invalid parameter {exc.name!r}: {exc.reason}", parameter=exc.name)
+
+
+def _path_refused(_: Request, exc: PathRefused) -> Response[dict[str, Any]]:
+    return _problem(exc.status_code, exc.detail)
+
+
+def _password_too_long(_: Request, exc: PasswordTooLong) -> Response[dict[str, Any]]:
+    return _problem(400, str(exc), parameter="password")
+
+
+def _unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, HTTPException):
+        return _problem(exc.status_code, exc.detail, **({"extra": exc.extra} if exc.extra else {}))
+    log.exception("unhandled error in %s %s", request.method, request.url.path)
+    return _problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal error (logged on the server)")
+
+
+def plugin_route_handlers(kernel: Kernel) -> list[Any]:
+    return [handler for result in kernel.dispatch.collect("routes") for handler in result]
+
+
+def create_app(kernel: Kernel, *, background: bool = True, migrate: bool = True) -> Litestar:
+    """Build the app for a kernel; start-up migrates, fires on_startup, starts scanning."""
+    if migrate:
+        kernel.migrate()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await kernel.start(background=background)
+        try:
+            yield
+        finally:
+            await kernel.stop()
+
+    def provide_kernel() -> Kernel:
+        return kernel
+
+    def provide_user(request: Request) -> User:
+        return request.user
+
+    handlers: Sequence[Any] = [
+        system.login,
+        system.health,
+        system.libraries,
+        system.tools,
+        image.get_image,
+        image.upload_image,
+        photos.list_photos,
+        *plugin_route_handlers(kernel),
+    ]
+    origins = kernel.config.cors_allowed_origins
+    app = Litestar(
+        route_handlers=handlers,
+        dependencies={
+            "kernel": Provide(provide_kernel, sync_to_thread=False),
+            "user": Provide(provide_user, sync_to_thread=False),
+        },
+        middleware=[
+            DefineMiddleware(
+                BearerTokenMiddleware, exclude=[f"^{SCHEMA_PATH}"], exclude_from_auth_key=PUBLIC_OPT
+            )
+        ],
+        exception_handlers={
+            InvalidParameter: _invalid_parameter,
+            PathRefused: _path_refused,
+            PasswordTooLong: _password_too_long,
+            Exception: _unexpected,
+        },
+        cors_config=CORSConfig(allow_origins=origins, allow_credentials=True) if origins else None,
+        openapi_config=OpenAPIConfig(
+            title="imageapi",
+            version="1",
+            path=SCHEMA_PATH,
+            render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin(path="/scalar")],
+        ),
+        request_max_body_size=kernel.config.kernel.upload_max_bytes + 1024 * 1024,
+        lifespan=[lifespan],
+    )
+    app.state.kernel = kernel
+    return app

@@ -1,0 +1,160 @@
+"""The Kernel: the one object every hook receives, holding the shared services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from kernel import migrate
+from kernel.config import Config, ConfigError
+from kernel.db import Database
+from kernel.dispatch import Dispatcher
+from kernel.excluder import PathExcluder
+from kernel.index import FileIndex
+from kernel.ingest import Ingest
+from kernel.libraries import Libraries
+from kernel.manager import PluginRegistry, build_plugin_manager
+from kernel.scanner import Scanner
+from kernel.types import SearchSort, Tool
+from kernel.watcher import Watcher
+
+log = logging.getLogger(__name__)
+
+
+class Kernel:
+    """Config, plugins, database, libraries, index and scanner of one running app.
+
+    Plugins reach everything through it: ``kernel.db`` for their tables,
+    ``kernel.libraries.resolve`` for client paths, ``kernel.index`` for file rows,
+    ``kernel.settings_for(name)`` for their validated settings, ``kernel.dispatch`` to
+    call hooks of other plugins without importing them.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        only: Iterable[str] | None = None,
+        extra_plugins: Mapping[str, object] | None = None,
+        default_library: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.registry: PluginRegistry = build_plugin_manager(
+            config, only=only, extra_plugins=extra_plugins
+        )
+        self.pm = self.registry.pm
+        self.dispatch = Dispatcher(self.pm, timeout=config.kernel.hook_timeout_seconds)
+        self.dispatch.bind(kernel=self)
+        self.libraries = Libraries.from_config(config, default_library)
+        self.excluder = PathExcluder(config.excluded_dirs)
+        for folder in (
+            config.data_dir,
+            config.thumbnails,
+            config.video_path,
+            config.gifs_directory,
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.db = Database(config.database_url)
+        self.index = FileIndex(self.db, self.libraries)
+        self.ingest = Ingest(self)
+        self.scanner = Scanner(self)
+        self.watcher = Watcher(self)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._tools: dict[str, Tool] | None = None
+        self._sorts: dict[str, SearchSort] | None = None
+
+    # --- plugins --------------------------------------------------------------------------
+
+    def settings_for(self, plugin: str) -> Any:
+        """The plugin's validated settings Struct (None for a plugin without settings)."""
+        return self.registry.settings.get(plugin)
+
+    def migration_branches(self) -> list[migrate.Branch]:
+        branches = [migrate.Branch(migrate.KERNEL_BRANCH, migrate.KERNEL_VERSIONS)]
+        for impl in self.dispatch.implementations("migrations"):
+            folder = impl.function()
+            if folder is not None:
+                branches.append(migrate.Branch(impl.plugin_name, Path(folder)))
+        return branches
+
+    def migrate(self) -> None:
+        """Upgrade the kernel's branch, then every enabled plugin's, to head."""
+        for branch in self.migration_branches():
+            migrate.upgrade(self.db, branch)
+
+    @property
+    def tools(self) -> dict[str, Tool]:
+        """Every LLM tool of every enabled plugin, by name."""
+        if self._tools is None:
+            tools: dict[str, Tool] = {}
+            for impl in self.dispatch.implementations("tools"):
+                for tool in impl.function(**self.dispatch._arguments(impl, {})) or ():
+                    if tool.name in tools:
+                        raise ConfigError(
+                            f"tool {tool.name!r} is offered by both {tools[tool.name].plugin!r}"
+                            f" and {impl.plugin_name!r}"
+                        )
+                    object.__setattr__(tool, "plugin", impl.plugin_name)
+                    tools[tool.name] = tool
+            self._tools = tools
+        return self._tools
+
+    @property
+    def sorts(self) -> dict[str, SearchSort]:
+        if self._sorts is None:
+            sorts: dict[str, SearchSort] = {}
+            for sort in self.dispatch.collect_flat("search_sorts"):
+                if sort.name in sorts or sort.name in ("NameAsc", "NameDesc", "Shuffle"):
+                    raise ConfigError(f"sort {sort.name!r} is offered twice")
+                sorts[sort.name] = sort
+            self._sorts = sorts
+        return self._sorts
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, *, background: bool = True) -> None:
+        """Migrations done by the caller; fire on_startup, then start scanning and watching."""
+        await self.dispatch.notify("on_startup")
+        if not background:
+            return
+        if self.config.kernel.scan_on_startup:
+            self.spawn_background(self._initial_scan(), "initial scan")
+        self.spawn_background(self.scanner.run_forever(), "periodic scans")
+        if self.config.kernel.watch:
+            self.spawn_background(self.watcher.run(), "file watcher")
+
+    async def _initial_scan(self) -> None:
+        report = await self.scanner.scan(full=True)
+        log.info(
+            "initial scan: %d files, %d new, %d missing, %d hashed",
+            report.seen,
+            len(report.new),
+            len(report.missing),
+            report.hashed,
+        )
+
+    def spawn_background(self, coro: Any, name: str) -> None:
+        """Run a coroutine beside the server; it is cancelled when the kernel stops."""
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_log_task_end)
+        task.add_done_callback(lambda t: t in self._tasks and self._tasks.remove(t))
+        self._tasks.append(task)
+
+    async def stop(self) -> None:
+        self.watcher.stop_event.set()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.dispatch.notify("on_shutdown")
+        self.scanner.close()
+        self.db.dispose()
+
+
+def _log_task_end(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s died", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,119 @@
+"""The database: one SQLAlchemy engine, SQLite by default, PostgreSQL by URL.
+
+SQLite is tuned for a server with many readers and a few writers: WAL journal, a busy
+timeout, foreign keys on every connection, and write transactions that start with
+``BEGIN IMMEDIATE`` behind a process-wide lock, so twenty concurrent writers queue up
+instead of one of them surfacing "database is locked".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import StaticPool
+
+_WRITE_OPTION = "imageapi_write"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event decide how transactions start (pysqlite's own
+        # implicit BEGIN would defeat BEGIN IMMEDIATE).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(_WRITE_OPTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+class Database:
+    """Engine plus the two ways the kernel and plugins use it: ``read()`` and ``write()``."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            memory = url in ("sqlite://", "sqlite:///:memory:")
+            options: dict[str, Any] = (
+                {"poolclass": StaticPool} if memory else {"pool_size": 8, "max_overflow": 16}
+            )
+            self.engine = create_engine(
+                url, echo=echo, connect_args={"check_same_thread": False}, **options
+            )
+            _configure_sqlite(self.engine)
+        else:
+            self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
+        self._write_lock = threading.Lock()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection in a read transaction (a consistent snapshot under WAL)."""
+        with self.engine.connect() as connection, connection.begin():
+            yield connection
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed when the block ends, rolled back on error.
+
+        On SQLite, writers in this process take turns on a lock and the transaction takes
+        the database's write lock up front, so it cannot fail half-way with "locked".
+        """
+        if not self.is_sqlite:
+            with self.engine.begin() as connection:
+                yield connection
+            return
+        with self._write_lock, self.engine.connect() as connection:
+            connection = connection.execution_options(**{_WRITE_OPTION: True})
+            transaction = self._begin_immediate(connection)
+            try:
+                yield connection
+            except BaseException:
+                transaction.rollback()
+                raise
+            transaction.commit()
+
+    @staticmethod
+    def _begin_immediate(connection: Connection) -> Any:
+        # busy_timeout covers other processes (a CLI scan beside the server); retry the
+        # BEGIN itself a few times in case a long writer outlasts it.
+        delay = 0.05
+        for attempt in range(8):
+            try:
+                return connection.begin()
+            except OperationalError:
+                if attempt == 7:
+                    raise
+                connection.rollback()
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
+
+    def insert(self, table: Table) -> Any:
+        """A dialect INSERT supporting ``on_conflict_do_nothing/do_update``."""
+        module = sqlite if self.is_sqlite else postgresql
+        return module.insert(table)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,136 @@
+"""Calling hooks from async code.
+
+pluggy calls implementations synchronously and knows nothing of coroutines, so the kernel
+walks the implementations itself, in pluggy's order (``tryfirst`` first, later
+registrations before earlier ones), and:
+
+* awaits ``async def`` implementations (and runs blocking sync ones in a worker thread
+  for notification and decision hooks, so a plugin never stalls the event loop);
+* for notification hooks, isolates each plugin: an exception or a timeout is logged with
+  the plugin's name and the next implementation still runs;
+* for ``firstresult`` hooks, returns the first non-None result *after* awaiting it, which
+  pluggy alone cannot do for coroutines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HookFailure:
+    """One plugin's failure in a notification hook, for callers that record it."""
+
+    plugin: str
+    hook: str
+    error: str
+
+
+class Dispatcher:
+    """Hook calling with the kernel's semantics; ``kernel`` is passed to every hook."""
+
+    def __init__(self, pm: pluggy.PluginManager, timeout: float = 120.0) -> None:
+        self.pm = pm
+        self.timeout = timeout
+        self.bound: dict[str, Any] = {}
+
+    def bind(self, **kwargs: Any) -> None:
+        """Arguments passed to every hook that accepts them (the kernel itself)."""
+        self.bound.update(kwargs)
+
+    def implementations(self, hook_name: str) -> list[pluggy.HookImpl]:
+        """Implementations in the order pluggy would call them."""
+        caller = getattr(self.pm.hook, hook_name)
+        return list(reversed(caller.get_hookimpls()))
+
+    def has_implementations(self, hook_name: str) -> bool:
+        return bool(getattr(self.pm.hook, hook_name).get_hookimpls())
+
+    def _arguments(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> dict[str, Any]:
+        merged = {**self.bound, **kwargs}
+        try:
+            return {name: merged[name] for name in (*impl.argnames, *impl.kwargnames)}
+        except KeyError as exc:
+            raise TypeError(
+                f"plugin {impl.plugin_name!r} implements {impl.function.__name__} with"
+                f" argument {exc.args[0]!r}, which the hook does not pass"
+            ) from None
+
+    async def _run(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+        function: Callable[..., Any] = impl.function
+        arguments = self._arguments(impl, kwargs)
+        if inspect.iscoroutinefunction(function):
+            return await function(**arguments)
+        result = await asyncio.to_thread(function, **arguments)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def notify(self, hook_name: str, **kwargs: Any) -> list[HookFailure]:
+        """Run every implementation; failures are logged and returned, never raised."""
+        failures: list[HookFailure] = []
+        for impl in self.implementations(hook_name):
+            try:
+                await asyncio.wait_for(self._run(impl, kwargs), self.timeout)
+            except TimeoutError:
+                message = f"timed out after {self.timeout:g} s"
+                log.error("plugin %s: %s %s", impl.plugin_name, hook_name, message)
+                failures.append(HookFailure(impl.plugin_name, hook_name, message))
+            except Exception as exc:  # isolation is the point: log, record, go on
+                log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
+                failures.append(HookFailure(impl.plugin_name, hook_name, repr(exc)))
+        return failures
+
+    async def notify_results(self, hook_name: str, **kwargs: Any) -> dict[str, Any]:
+        """Like ``notify`` but returns each plugin's result (None for a failed one)."""
+        results: dict[str, Any] = {}
+        for impl in self.implementations(hook_name):
+            try:
+                results[impl.plugin_name] = await asyncio.wait_for(
+                    self._run(impl, kwargs), self.timeout
+                )
+            except Exception:
+                log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
+                results[impl.plugin_name] = None
+        return results
+
+    async def first(self, hook_name: str, **kwargs: Any) -> Any:
+        """``firstresult``: the first non-None awaited result, or None. Errors propagate."""
+        for impl in self.implementations(hook_name):
+            result = await self._run(impl, kwargs)
+            if result is not None:
+                return result
+        return None
+
+    def collect(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Contribution hooks called synchronously: non-None results, errors propagate."""
+        results: list[Any] = []
+        for impl in self.implementations(hook_name):
+            result = impl.function(**self._arguments(impl, kwargs))
+            if inspect.isawaitable(result):
+                raise TypeError(f"plugin {impl.plugin_name!r}: {hook_name} must not be async")
+            if result is not None:
+                results.append(result)
+        return results
+
+    def collect_flat(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """``collect`` for hooks returning sequences, flattened in plugin order."""
+        return [item for result in self.collect(hook_name, **kwargs) for item in result]
+
+    async def acollect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Contribution hooks that may be async: ``(plugin, result)`` for non-None results."""
+        results: list[tuple[str, Any]] = []
+        for impl in self.implementations(hook_name):
+            result = await self._run(impl, kwargs)
+            if result is not None:
+                results.append((impl.plugin_name, result))
+        return results

@@ -1,0 +1,155 @@
+"""The file index: the ``files`` table and the small set of operations on it.
+
+Rows are keyed by (library_id, rel_path). A file that vanishes is marked ``missing``
+rather than deleted, so user data keyed to the row (tags, favorites) survives a
+disconnected drive and comes back with the file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, select, update
+
+from kernel.db import Database
+from kernel.libraries import Libraries
+from kernel.tables import files
+from kernel.types import FileRef
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """What the scanner learnt about a path on disk."""
+
+    rel_path: str
+    size: int
+    mtime_ns: int
+    media_type: str
+
+
+def split_rel_path(rel_path: str) -> tuple[str, str]:
+    """(parent_dir, name) of a library-relative path."""
+    parent, _, name = rel_path.rpartition("/")
+    return parent, name
+
+
+FILE_COLUMNS = (
+    files.c.id,
+    files.c.library_id,
+    files.c.rel_path,
+    files.c.size,
+    files.c.mtime_ns,
+    files.c.media_type,
+    files.c.content_hash,
+)
+
+
+class FileIndex:
+    """Reads and writes of ``files``; turns rows into ``FileRef`` for plugins."""
+
+    def __init__(self, db: Database, libraries: Libraries) -> None:
+        self.db = db
+        self.libraries = libraries
+
+    def ref(self, row: Row[Any] | Any) -> FileRef:
+        library = self.libraries.by_id(row.library_id)
+        return FileRef(
+            id=row.id,
+            library_id=row.library_id,
+            rel_path=row.rel_path,
+            abs_path=library.root.joinpath(*row.rel_path.split("/")),
+            size=row.size,
+            mtime_ns=row.mtime_ns,
+            media_type=row.media_type,
+            content_hash=row.content_hash,
+        )
+
+    def refs(self, rows: Iterable[Any]) -> list[FileRef]:
+        known = {lib.id for lib in self.libraries}
+        return [self.ref(row) for row in rows if row.library_id in known]
+
+    def get(self, library_id: int, rel_path: str, *, present_only: bool = True) -> FileRef | None:
+        query = select(*FILE_COLUMNS).where(
+            files.c.library_id == library_id, files.c.rel_path == rel_path
+        )
+        if present_only:
+            query = query.where(files.c.status == "present")
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+        return self.ref(row) if row else None
+
+    def get_many(self, ids: Sequence[int]) -> list[FileRef]:
+        if not ids:
+            return []
+        with self.db.read() as conn:
+            rows = conn.execute(select(*FILE_COLUMNS).where(files.c.id.in_(ids))).all()
+        return self.refs(rows)
+
+    def upsert(self, conn: Connection, library_id: int, stat: Stat) -> tuple[int, str]:
+        """Insert or refresh one row; returns (id, "new" | "changed" | "returned" | "same")."""
+        now = time.time()
+        row = conn.execute(
+            select(files.c.id, files.c.size, files.c.mtime_ns, files.c.status).where(
+                files.c.library_id == library_id, files.c.rel_path == stat.rel_path
+            )
+        ).first()
+        if row is None:
+            parent, name = split_rel_path(stat.rel_path)
+            new_id = conn.execute(
+                files.insert().values(
+                    library_id=library_id,
+                    rel_path=stat.rel_path,
+                    parent_dir=parent,
+                    name=name,
+                    size=stat.size,
+                    mtime_ns=stat.mtime_ns,
+                    media_type=stat.media_type,
+                    status="present",
+                    discovered_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key[0]
+            return int(new_id), "new"
+        changed = row.size != stat.size or row.mtime_ns != stat.mtime_ns
+        if not changed and row.status == "present":
+            return row.id, "same"
+        values: dict[str, Any] = {"status": "present", "missing_since": None, "updated_at": now}
+        if changed:
+            values.update(
+                size=stat.size,
+                mtime_ns=stat.mtime_ns,
+                media_type=stat.media_type,
+                content_hash=None,
+                hashed_at=None,
+                error=None,
+            )
+        conn.execute(update(files).where(files.c.id == row.id).values(**values))
+        return row.id, "changed" if changed else "returned"
+
+    def mark_missing(self, conn: Connection, ids: Sequence[int]) -> None:
+        now = time.time()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            conn.execute(
+                update(files)
+                .where(and_(files.c.id.in_(chunk), files.c.status == "present"))
+                .values(status="missing", missing_since=now, updated_at=now)
+            )
+
+    def unhashed(self, limit: int) -> list[FileRef]:
+        """Present files still waiting for a content hash (the hashing backlog)."""
+        query = (
+            select(*FILE_COLUMNS)
+            .where(
+                files.c.status == "present",
+                files.c.content_hash.is_(None),
+                files.c.error.is_(None),
+            )
+            .order_by(files.c.id)
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return self.refs(conn.execute(query).all())

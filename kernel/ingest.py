@@ -1,0 +1,62 @@
+"""Single-file ingest for uploads and live events: upsert one row, fire the right hook."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from kernel.index import Stat
+from kernel.libraries import Library
+from kernel.tables import files
+from kernel.types import FileRef
+
+if TYPE_CHECKING:
+    from kernel.core import Kernel
+
+
+class Ingest:
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+
+    async def add(self, library: Library, stat: Stat) -> FileRef | None:
+        """Index one file now (committed before hooks run); returns its row."""
+        index = self.kernel.index
+
+        def store() -> tuple[int, str]:
+            with self.kernel.db.write() as conn:
+                return index.upsert(conn, library.id, stat)
+
+        file_id, state = await asyncio.to_thread(store)
+        refs = await asyncio.to_thread(index.get_many, [file_id])
+        if not refs:
+            return None
+        ref = refs[0]
+        if state in ("new", "returned"):
+            await self.kernel.dispatch.notify("on_file_discovered", file=ref)
+        elif state == "changed":
+            await self.kernel.dispatch.notify("on_file_changed", file=ref)
+        return ref
+
+    async def remove(self, library: Library, rel_path: str) -> None:
+        """Mark a vanished file missing and tell plugins (no-op for unknown paths)."""
+
+        def mark() -> FileRef | None:
+            with self.kernel.db.write() as conn:
+                row = conn.execute(
+                    select(files.c.id).where(
+                        files.c.library_id == library.id,
+                        files.c.rel_path == rel_path,
+                        files.c.status == "present",
+                    )
+                ).first()
+                if row is None:
+                    return None
+                ref = self.kernel.index.get_many([row.id])
+                self.kernel.index.mark_missing(conn, [row.id])
+            return ref[0] if ref else None
+
+        ref = await asyncio.to_thread(mark)
+        if ref is not None:
+            await self.kernel.dispatch.notify("on_file_removed", file=ref)

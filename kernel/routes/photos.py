@@ -1,0 +1,196 @@
+"""``GET /photos``: a folder's files and subfolders, filtered and sorted by plugins.
+
+The kernel owns the path, media type, paging and the ``NameAsc`` / ``NameDesc`` /
+``Shuffle`` sorts; every other filter comes from ``search_filters`` and every other sort
+from ``search_sorts``. Everything is one SQL query plus one COUNT — no per-row Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from typing import Any
+
+from litestar import Request, get
+from sqlalchemy import Select, and_, func, select
+
+from kernel.auth import User
+from kernel.core import Kernel
+from kernel.index import FILE_COLUMNS
+from kernel.libraries import PathRefused
+from kernel.tables import files
+from kernel.types import InvalidParameter, SearchQuery
+
+KERNEL_PARAMS = frozenset(
+    {"path", "library", "recursive", "sort", "media_type", "limit", "offset", "seed"}
+)
+MEDIA_TYPES = {
+    "photo": "photo",
+    "photos": "photo",
+    "image": "photo",
+    "video": "video",
+    "videos": "video",
+    "all": None,
+}
+MAX_LIMIT = 100_000
+
+
+def under_folder(rel_dir: str, recursive: bool) -> Any:
+    """WHERE clause for the files in a folder (or below it): index range scans only."""
+    if not recursive:
+        return files.c.parent_dir == rel_dir
+    if not rel_dir:
+        return files.c.id.isnot(None)
+    # "a/b/" <= rel_path < "a/b0": everything under a/b/ ("0" follows "/" in byte order)
+    return and_(files.c.rel_path >= rel_dir + "/", files.c.rel_path < rel_dir + "0")
+
+
+def _int_param(params: dict[str, str], name: str, default: int | None) -> int | None:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidParameter(name, f"not an integer: {raw!r}") from None
+    if value < 0:
+        raise InvalidParameter(name, "must not be negative")
+    return value
+
+
+def shuffle_key(seed: int) -> Any:
+    """A deterministic pseudo-random order from (id, seed): stable across pages."""
+    return (files.c.id * 2654435761 + seed * 40503 + 12345) % 4294967291
+
+
+def apply_sort(
+    kernel: Kernel, stmt: Select[Any], sort: str, query: SearchQuery, seed: int
+) -> Select[Any]:
+    if sort == "NameAsc":
+        return stmt.order_by(files.c.name, files.c.id)
+    if sort == "NameDesc":
+        return stmt.order_by(files.c.name.desc(), files.c.id.desc())
+    if sort == "Shuffle":
+        return stmt.order_by(shuffle_key(seed), files.c.id)
+    plugin_sort = kernel.sorts.get(sort)
+    if plugin_sort is None:
+        known = ", ".join(["NameAsc", "NameDesc", "Shuffle", *sorted(kernel.sorts)])
+        raise InvalidParameter("sort", f"unknown sort {sort!r} (known: {known})")
+    return plugin_sort.apply(stmt, query).order_by(files.c.id)
+
+
+def list_subfolders(abs_dir: str, rel_dir: str) -> list[str]:
+    try:
+        entries = sorted(
+            e.name
+            for e in os.scandir(abs_dir)
+            if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+        )
+    except OSError:
+        return []
+    return [f"{rel_dir}/{name}" if rel_dir else name for name in entries]
+
+
+@get("/photos", summary="List, filter, sort and page the files of a folder")
+async def list_photos(request: Request, kernel: Kernel, user: User) -> dict[str, Any]:
+    params = {key: value for key, value in request.query_params.items()}
+    resolved = kernel.libraries.resolve(params.get("library"), params.get("path", ""))
+    if not resolved.abs_path.is_dir():
+        raise PathRefused(400, "path must be a folder")
+    recursive = SearchQuery(params, None, 0, "", False).get_bool("recursive") or False
+    query = SearchQuery(params, user.id, resolved.library.id, resolved.rel_path, recursive)
+    media_raw = (params.get("media_type") or "all").lower()
+    if media_raw not in MEDIA_TYPES:
+        raise InvalidParameter(
+            "media_type", f"unknown media type {params['media_type']!r} (Photo, Video or All)"
+        )
+    limit = _int_param(params, "limit", None)
+    offset = _int_param(params, "offset", 0) or 0
+    seed = _int_param(params, "seed", None)
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    if limit is not None and limit > MAX_LIMIT:
+        raise InvalidParameter("limit", f"at most {MAX_LIMIT}")
+
+    contributions = kernel.dispatch.collect("search_filters", query=query)
+    consumed = set(KERNEL_PARAMS)
+    where = [
+        files.c.library_id == resolved.library.id,
+        files.c.status == "present",
+        files.c.error.is_(None),
+        under_folder(resolved.rel_path, recursive),
+    ]
+    if MEDIA_TYPES[media_raw]:
+        where.append(files.c.media_type == MEDIA_TYPES[media_raw])
+    for contribution in contributions:
+        consumed |= contribution.params
+        where.extend(contribution.where)
+    unknown = sorted(k for k in params if k not in consumed and not k.startswith("_"))
+    if unknown:
+        raise InvalidParameter(
+            unknown[0], "unknown parameter (is the plugin that provides it enabled?)"
+        )
+    sort = params.get("sort") or "NameAsc"
+    page = apply_sort(kernel, select(*FILE_COLUMNS, files.c.name).where(*where), sort, query, seed)
+    if limit is not None:
+        page = page.limit(limit)
+    if offset:
+        page = page.offset(offset)
+    counting = select(func.count()).select_from(files).where(*where)
+
+    def run() -> tuple[list[Any], int]:
+        with kernel.db.read() as conn:
+            rows = conn.execute(page).all()
+            total = (
+                conn.execute(counting).scalar_one() if limit is not None or offset else len(rows)
+            )
+        return rows, int(total)
+
+    rows, total = await asyncio.to_thread(run)
+    refs = kernel.index.refs(rows)
+    entries = [
+        {
+            "id": r.id,
+            "path": r.rel_path,
+            "library": r.library_id,
+            "name": r.name,
+            "size": r.size,
+            "mtime": r.mtime_ns / 1e9,
+            "media_type": r.media_type,
+            "content_hash": r.content_hash,
+        }
+        for r in refs
+    ]
+    await merge_extras(kernel, refs, entries, user.id)
+    dirs = (
+        []
+        if recursive
+        else await asyncio.to_thread(list_subfolders, str(resolved.abs_path), resolved.rel_path)
+    )
+    return {
+        "photos": [e["path"] for e in entries],
+        "dirs": dirs,
+        "files": entries,
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "sort": sort,
+        "seed": seed if sort == "Shuffle" else None,
+        "library": resolved.library.to_json(),
+    }
+
+
+async def merge_extras(
+    kernel: Kernel, refs: list[Any], entries: list[dict[str, Any]], user_id: int | None
+) -> None:
+    """Fold every plugin's ``file_extras`` into the entries (one hook call per page)."""
+    if not refs or not kernel.dispatch.has_implementations("file_extras"):
+        return
+    by_id = {entry["id"]: entry for entry in entries}
+    for _plugin, extras in await kernel.dispatch.acollect(
+        "file_extras", files=refs, user_id=user_id
+    ):
+        for file_id, fields in extras.items():
+            if file_id in by_id:
+                by_id[file_id].update(fields)

@@ -1,0 +1,133 @@
+"""Serving files from disk: ETag / If-None-Match, Last-Modified, and byte ranges.
+
+Video players seek with ``Range`` requests, so originals and derived files both go
+through here. Anything a browser could execute (SVG, HTML, ...) is sent as an attachment
+and never sniffed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from litestar import Request, Response
+from litestar.response import Stream
+
+CHUNK = 256 * 1024
+INLINE_SAFE_PREFIXES = ("image/", "video/", "audio/")
+INLINE_UNSAFE = frozenset({"image/svg+xml"})
+
+
+class FileStream(Stream):
+    """A Stream whose own media type wins over the handler's default (JSON)."""
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["media_type"] = self.media_type
+        return super().to_asgi_response(*args, **kwargs)
+
+
+def etag_for(st: os.stat_result, extra: str = "") -> str:
+    return f'"{st.st_size:x}-{st.st_mtime_ns:x}{extra}"'
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
+    """(start, end inclusive), None to send the whole file, or "unsatisfiable"."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None  # unknown unit or several ranges: the whole file is a valid answer
+    first, sep, last = spec.strip().partition("-")
+    if not sep:
+        return None
+    try:
+        if first == "":
+            suffix = int(last)
+            if suffix <= 0:
+                return "unsatisfiable"
+            return max(0, size - suffix), size - 1
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start >= size or start < 0 or end < start:
+        return "unsatisfiable"
+    return start, min(end, size - 1)
+
+
+async def _read(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
+    async with await anyio.open_file(path, "rb") as handle:
+        await handle.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = await handle.read(min(CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+
+
+def serve_file(
+    request: Request,
+    path: Path,
+    content_type: str,
+    *,
+    cache_seconds: int = 0,
+    etag: str | None = None,
+    download_name: str | None = None,
+) -> Response[bytes] | Stream:
+    st = path.stat()
+    tag = etag or etag_for(st)
+    headers = {
+        "ETag": tag,
+        "Last-Modified": formatdate(st.st_mtime, usegmt=True),
+        "Accept-Ranges": "bytes",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": f"private, max-age={cache_seconds}" if cache_seconds else "no-cache",
+    }
+    inline = content_type.startswith(INLINE_SAFE_PREFIXES) and content_type not in INLINE_UNSAFE
+    if not inline:
+        content_type = "application/octet-stream"
+        name = (download_name or path.name).replace('"', "")
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    if _not_modified(request, tag, st.st_mtime):
+        return Response(content=b"", status_code=304, headers=headers)
+    size = st.st_size
+    wanted = (
+        parse_range(request.headers.get("range", ""), size) if "range" in request.headers else None
+    )
+    if wanted == "unsatisfiable":
+        headers["Content-Range"] = f"bytes */{size}"
+        return Response(content=b"", status_code=416, headers=headers)
+    if isinstance(wanted, tuple) and request.headers.get("if-range") not in (None, tag):
+        wanted = None
+    start, end = wanted if isinstance(wanted, tuple) else (0, size - 1)
+    length = max(0, end - start + 1)
+    headers["Content-Length"] = str(length)
+    status = 200
+    if isinstance(wanted, tuple):
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return FileStream(
+        content=_read(path, start, length),
+        status_code=status,
+        headers=headers,
+        media_type=content_type,
+    )
+
+
+def _not_modified(request: Request, tag: str, mtime: float) -> bool:
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        return tag in tags or "*" in tags
+    since = request.headers.get("if-modified-since")
+    if since:
+        try:
+            return int(mtime) <= int(parsedate_to_datetime(since).timestamp())
+        except (TypeError, ValueError, OverflowError):
+            return False
+    return False

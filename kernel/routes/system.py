@@ -1,0 +1,59 @@
+"""Log-in, health, and what this server offers (libraries, plugins, LLM tools)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from litestar import get, post
+from litestar.exceptions import NotAuthorizedException
+
+from kernel.auth import PUBLIC_OPT, PasswordTooLong, authenticate, issue_token
+from kernel.core import Kernel
+from kernel.types import InvalidParameter
+
+
+class LoginRequest(msgspec.Struct):
+    username: str
+    password: str
+
+
+class TokenResponse(msgspec.Struct):
+    token: str
+
+
+@post("/login", opt={PUBLIC_OPT: True}, status_code=200, summary="Exchange a password for a token")
+async def login(kernel: Kernel, data: LoginRequest) -> TokenResponse:
+    user = await asyncio.to_thread(authenticate, kernel.db, data.username, data.password)
+    if user is None:
+        raise NotAuthorizedException("wrong user name or password")
+    return TokenResponse(token=issue_token(kernel.config.secret_key, user.id))
+
+
+@get("/health", opt={PUBLIC_OPT: True}, summary="Liveness and database check")
+async def health(kernel: Kernel) -> dict[str, Any]:
+    def ping() -> None:
+        with kernel.db.read() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    await asyncio.to_thread(ping)
+    return {
+        "status": "ok",
+        "database": kernel.db.dialect,
+        "plugins": kernel.registry.enabled_names(),
+    }
+
+
+@get("/libraries", summary="The libraries this server serves")
+async def libraries(kernel: Kernel) -> list[dict[str, object]]:
+    return [library.to_json() for library in kernel.libraries]
+
+
+@get("/tools", summary="The LLM-callable tools every enabled plugin offers")
+async def tools(kernel: Kernel) -> list[dict[str, Any]]:
+    return [{"plugin": t.plugin, **t.to_openai()} for t in kernel.tools.values()]
+
+
+def password_too_long_as_400(exc: PasswordTooLong) -> InvalidParameter:
+    return InvalidParameter("password", str(exc))

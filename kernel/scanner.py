@@ -1,0 +1,338 @@
+"""The scanner: walk libraries, reconcile with the index in bulk, hash, fire ingest hooks.
+
+A full scan walks everything and compares it with one query per library (never one per
+file); a quick scan only looks at files modified or created since the last scan. Rows are
+committed before hooks fire, and hashing picks its work from the database, so a crash at
+any point resumes from the index: nothing is lost and nothing is inserted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import bindparam, select, update
+
+from kernel.hashing import HashOutcome, hash_file
+from kernel.index import Stat, split_rel_path
+from kernel.libraries import Library
+from kernel.mediatypes import media_type_for
+from kernel.tables import files
+from kernel.types import FileRef
+
+if TYPE_CHECKING:
+    from kernel.core import Kernel
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int | None], None]
+BATCH = 2000
+
+
+@dataclass
+class ScanReport:
+    seen: int = 0
+    new: list[int] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
+    returned: list[int] = field(default_factory=list)
+    missing: list[FileRef] = field(default_factory=list)
+    hashed: int = 0
+    failed: int = 0
+
+
+def walk(root: str, skip: frozenset[str], since_ns: int | None = None) -> Iterator[Stat]:
+    """Every media file under ``root`` (iterative; symlinked folders are not followed)."""
+    stack = [("", root)]
+    while stack:
+        rel_dir, abs_dir = stack.pop()
+        try:
+            entries = list(os.scandir(abs_dir))
+        except OSError as exc:
+            log.warning("cannot list %s: %s", abs_dir, exc)
+            continue
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.path not in skip:
+                        stack.append((rel, entry.path))
+                    continue
+                media_type = media_type_for(entry.name)
+                if media_type is None or not entry.is_file():
+                    continue
+                st = entry.stat()
+            except OSError:
+                continue
+            if since_ns is not None and max(st.st_mtime_ns, st.st_ctime_ns) < since_ns:
+                continue
+            yield Stat(rel, st.st_size, st.st_mtime_ns, media_type)
+
+
+class Scanner:
+    """Scans, hashes and drains backlogs for one kernel; also the periodic loop."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        workers = kernel.config.kernel.hash_workers or (os.cpu_count() or 2)
+        self.hash_pool = ThreadPoolExecutor(workers, thread_name_prefix="imageapi-hash")
+        self.workers = workers
+        self.last_scan_ns: dict[int, int] = {}
+        self.lock = asyncio.Lock()
+        self.hash_lock = asyncio.Lock()
+
+    def _skip_dirs(self) -> frozenset[str]:
+        cfg = self.kernel.config
+        return frozenset(
+            str(p) for p in (cfg.data_dir, cfg.thumbnails, cfg.video_path, cfg.gifs_directory)
+        )
+
+    # --- reconciling the walk with the index --------------------------------------------
+
+    def _reconcile(
+        self, library: Library, stats: list[Stat], *, full: bool, progress: Progress | None
+    ) -> ScanReport:
+        report = ScanReport(seen=len(stats))
+        db = self.kernel.db
+        query = select(
+            files.c.id, files.c.rel_path, files.c.size, files.c.mtime_ns, files.c.status
+        ).where(files.c.library_id == library.id)
+        if not full:
+            wanted = [s.rel_path for s in stats]
+            if not wanted:
+                return report
+            query = query.where(files.c.rel_path.in_(wanted))
+        with db.read() as conn:
+            known = {row.rel_path: row for row in conn.execute(query)}
+        now = time.time()
+        inserts, updates = [], []
+        for stat in stats:
+            row = known.pop(stat.rel_path, None)
+            if row is None:
+                parent, name = split_rel_path(stat.rel_path)
+                inserts.append(
+                    {
+                        "library_id": library.id,
+                        "rel_path": stat.rel_path,
+                        "parent_dir": parent,
+                        "name": name,
+                        "size": stat.size,
+                        "mtime_ns": stat.mtime_ns,
+                        "media_type": stat.media_type,
+                        "status": "present",
+                        "discovered_at": now,
+                        "updated_at": now,
+                    }
+                )
+            elif row.size != stat.size or row.mtime_ns != stat.mtime_ns:
+                updates.append((row.id, stat, True))
+            elif row.status != "present":
+                updates.append((row.id, stat, False))
+        gone = [row.id for row in known.values() if row.status == "present"] if full else []
+        for start in range(0, max(len(inserts), len(updates), 1), BATCH):
+            with db.write() as conn:
+                chunk = inserts[start : start + BATCH]
+                if chunk:
+                    conn.execute(files.insert(), chunk)
+                changes = updates[start : start + BATCH]
+                if changes:
+                    conn.execute(
+                        update(files).where(files.c.id == bindparam("b_id")),
+                        [self._update_values(i, s, c, now) for i, s, c in changes],
+                    )
+            if progress:
+                progress("index", min(start + BATCH, len(stats)), len(stats))
+        if inserts:
+            with db.read() as conn:
+                new_paths = {r["rel_path"] for r in inserts}
+                ids = conn.execute(
+                    select(files.c.id, files.c.rel_path).where(
+                        files.c.library_id == library.id, files.c.discovered_at == now
+                    )
+                ).all()
+            report.new = [r.id for r in ids if r.rel_path in new_paths]
+        report.changed = [i for i, _, changed in updates if changed]
+        report.returned = [i for i, _, changed in updates if not changed]
+        if gone:
+            report.missing = self.kernel.index.get_many(gone)
+            with db.write() as conn:
+                self.kernel.index.mark_missing(conn, gone)
+        return report
+
+    @staticmethod
+    def _update_values(file_id: int, stat: Stat, changed: bool, now: float) -> dict:
+        values = {
+            "b_id": file_id,
+            "status": "present",
+            "missing_since": None,
+            "updated_at": now,
+            "size": stat.size,
+            "mtime_ns": stat.mtime_ns,
+            "media_type": stat.media_type,
+        }
+        if changed:
+            values.update(content_hash=None, hashed_at=None, error=None)
+        return values
+
+    # --- scans --------------------------------------------------------------------------
+
+    async def scan_library(
+        self, library: Library, *, full: bool = True, progress: Progress | None = None
+    ) -> ScanReport:
+        started = time.time_ns()
+        since = None if full else self.last_scan_ns.get(library.id)
+        if not full and since is None:
+            full = True  # nothing to be "recent" against yet
+        skip = self._skip_dirs()
+
+        def run() -> ScanReport:
+            stats = list(walk(str(library.root), skip, since_ns=since))
+            if progress:
+                progress("walk", len(stats), len(stats))
+            return self._reconcile(library, stats, full=full, progress=progress)
+
+        report = await asyncio.to_thread(run)
+        self.last_scan_ns[library.id] = started - 2_000_000_000  # slack for clock granularity
+        await self._announce(report)
+        return report
+
+    async def _announce(self, report: ScanReport) -> None:
+        dispatch = self.kernel.dispatch
+        index = self.kernel.index
+        for hook, ids in (
+            ("on_file_discovered", report.new + report.returned),
+            ("on_file_changed", report.changed),
+        ):
+            if ids and dispatch.has_implementations(hook):
+                for start in range(0, len(ids), 500):
+                    for ref in index.get_many(ids[start : start + 500]):
+                        await dispatch.notify(hook, file=ref)
+        if report.missing and dispatch.has_implementations("on_file_removed"):
+            for ref in report.missing:
+                await dispatch.notify("on_file_removed", file=ref)
+
+    async def scan(self, *, full: bool = True, progress: Progress | None = None) -> ScanReport:
+        """Scan every library, hash what is new, then let plugins drain their backlogs."""
+        async with self.lock:
+            total = ScanReport()
+            for library in self.kernel.libraries:
+                report = await self.scan_library(library, full=full, progress=progress)
+                total.seen += report.seen
+                total.new += report.new
+                total.changed += report.changed
+                total.returned += report.returned
+                total.missing += report.missing
+            hashed, failed = await self.hash_backlog(progress=progress)
+            total.hashed, total.failed = hashed, failed
+            await self.drain_backlogs()
+            return total
+
+    # --- hashing and backlogs -------------------------------------------------------------
+
+    async def hash_backlog(self, *, progress: Progress | None = None) -> tuple[int, int]:
+        """Hash every present, unhashed file; fire ``on_hashed`` for each. (hashed, failed)"""
+        async with self.hash_lock:
+            return await self._hash_backlog(progress)
+
+    async def _hash_backlog(self, progress: Progress | None) -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        hashed = failed = 0
+        chunk_size = max(16, self.workers * 8)
+        while True:
+            batch = await asyncio.to_thread(self.kernel.index.unhashed, chunk_size)
+            outcomes = await asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        self.hash_pool, hash_file, f.id, f.abs_path, f.size, f.mtime_ns
+                    )
+                    for f in batch
+                )
+            )
+            usable = [o for o in outcomes if not o.changed]
+            if not usable:
+                return hashed, failed
+            await asyncio.to_thread(self._store_hashes, usable)
+            by_id = {f.id: f for f in batch}
+            done = [o for o in usable if o.content_hash]
+            failed += len(usable) - len(done)
+            hashed += len(done)
+            if progress:
+                progress("hash", hashed + failed, None)
+            await self._fire_hashed(
+                [(by_id[o.file_id], o.content_hash) for o in done if o.content_hash]
+            )
+
+    def _store_hashes(self, outcomes: list[HashOutcome]) -> None:
+        now = time.time()
+        with self.kernel.db.write() as conn:
+            conn.execute(
+                update(files).where(files.c.id == bindparam("b_id")),
+                [
+                    {
+                        "b_id": o.file_id,
+                        "content_hash": o.content_hash,
+                        "error": o.error,
+                        "hashed_at": now if o.content_hash else None,
+                    }
+                    for o in outcomes
+                ],
+            )
+
+    async def _fire_hashed(self, items: list[tuple[FileRef, str]]) -> None:
+        dispatch = self.kernel.dispatch
+        if not items or not dispatch.has_implementations("on_hashed"):
+            return
+        gate = asyncio.Semaphore(self.workers)
+
+        async def one(ref: FileRef, digest: str) -> None:
+            async with gate:
+                with_hash = FileRef(
+                    ref.id,
+                    ref.library_id,
+                    ref.rel_path,
+                    ref.abs_path,
+                    ref.size,
+                    ref.mtime_ns,
+                    ref.media_type,
+                    digest,
+                )
+                await dispatch.notify("on_hashed", file=with_hash, content_hash=digest)
+
+        await asyncio.gather(*(one(ref, digest) for ref, digest in items))
+
+    async def drain_backlogs(self) -> dict[str, int]:
+        """One ``drain_backlog`` round for every plugin; returns what each processed."""
+        limit = self.kernel.config.kernel.backlog_per_tick
+        results = await self.kernel.dispatch.notify_results("drain_backlog", limit=limit)
+        return {name: int(count or 0) for name, count in results.items()}
+
+    # --- the periodic loop ------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        """Quick scans every WATCH_QUICK_INTERVAL_SECONDS, full ones every ..._FULL_...."""
+        cfg = self.kernel.config
+        last_full = time.monotonic()
+        while True:
+            await asyncio.sleep(cfg.watch_quick_interval)
+            full = time.monotonic() - last_full >= cfg.watch_full_interval
+            try:
+                report = await self.scan(full=full)
+                if full:
+                    last_full = time.monotonic()
+                log.info(
+                    "%s scan: %d new, %d changed, %d missing, %d hashed",
+                    "full" if full else "quick",
+                    len(report.new),
+                    len(report.changed),
+                    len(report.missing),
+                    report.hashed,
+                )
+            except Exception:
+                log.exception("scan failed; retrying at the next interval")
+
+    def close(self) -> None:
+        self.hash_pool.shutdown(wait=False, cancel_futures=True)

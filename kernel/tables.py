@@ -1,0 +1,38 @@
+"""SQLAlchemy Core descriptions of the kernel's tables (the schema itself is in migrations/).
+
+Plugins reference ``files`` in their queries (joins, EXISTS filters, backlog anti-joins)
+and point their foreign keys at ``files.id``.
+"""
+
+from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(255), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("library_id", Integer, nullable=False),
+    Column("rel_path", Text, nullable=False),
+    Column("parent_dir", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("media_type", String(8), nullable=False),
+    Column("content_hash", String(64)),
+    Column("status", String(8), nullable=False),
+    Column("error", Text),
+    Column("discovered_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("hashed_at", Float),
+    Column("missing_since", Float),
+)

@@ -1,0 +1,139 @@
+"""Helpers for tests (ours and plugin authors'): an app with just the plugins you name,
+on a fresh database and a temporary library, driven through real HTTP requests.
+
+``IMAGEAPI_TEST_DATABASE_URL`` (a PostgreSQL URL whose user may create databases) makes
+every harness use its own new PostgreSQL database instead of an SQLite file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar
+from litestar.testing import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from kernel.app import create_app
+from kernel.auth import create_user, issue_token
+from kernel.config import Config, load_config
+from kernel.core import Kernel
+from kernel.scanner import ScanReport
+
+TEST_DATABASE_ENV = "IMAGEAPI_TEST_DATABASE_URL"
+
+
+@contextlib.contextmanager
+def fresh_database_url(tmp_path: Path) -> Iterator[str]:
+    """An empty database: an SQLite file, or a new PostgreSQL database dropped afterwards."""
+    admin_url = os.environ.get(TEST_DATABASE_ENV)
+    if not admin_url:
+        yield f"sqlite:///{tmp_path / 'imageapi.db'}"
+        return
+    name = f"imageapi_test_{secrets.token_hex(6)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def make_config(
+    tmp_path: Path,
+    database_url: str,
+    *,
+    library: Path,
+    plugins_toml: str = "",
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    config_file = tmp_path / "plugins.toml"
+    config_file.write_text(plugins_toml)
+    environ = {
+        "IMAGEAPI_DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": database_url,
+        "BASE_PATH": str(library),
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-for-hs256",
+        "IMAGEAPI_CONFIG": str(config_file),
+        **(env or {}),
+    }
+    return load_config(environ, env_file=None)
+
+
+@dataclass
+class Harness:
+    """A running app, its kernel, a client and a logged-in user."""
+
+    app: Litestar
+    kernel: Kernel
+    client: TestClient[Litestar]
+    library: Path
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.client.get(url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self.client.post(
+            url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
+        )
+
+    def delete(self, url: str, **kwargs: Any) -> Any:
+        return self.client.request(
+            "DELETE", url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
+        )
+
+    def run(self, coroutine_function: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run kernel async code in the app's event loop."""
+        assert self.client.blocking_portal is not None
+        return self.client.blocking_portal.call(lambda: coroutine_function(*args, **kwargs))
+
+    def scan(self, *, full: bool = True) -> ScanReport:
+        return self.run(self.kernel.scanner.scan, full=full)
+
+    def login_as(self, username: str, password: str = "password-123") -> str:
+        user = create_user(self.kernel.db, username, password)
+        return issue_token(self.kernel.config.secret_key, user.id)
+
+
+@contextlib.contextmanager
+def harness(
+    tmp_path: Path,
+    plugins: Iterable[str] = (),
+    *,
+    extra_plugins: Mapping[str, object] | None = None,
+    plugins_toml: str = "",
+    env: Mapping[str, str] | None = None,
+    background: bool = False,
+    library: Path | None = None,
+    database_url: str | None = None,
+) -> Iterator[Harness]:
+    """An app with exactly ``plugins`` (plus ``extra_plugins``) enabled.
+
+    ``background=False`` (the default) starts no scan loop or watcher: tests call
+    ``h.scan()`` when they want one, so results do not depend on timing.
+    """
+    library = library or tmp_path / "library"
+    library.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        url = database_url or stack.enter_context(fresh_database_url(tmp_path))
+        config = make_config(tmp_path, url, library=library, plugins_toml=plugins_toml, env=env)
+        kernel = Kernel(config, only=list(plugins), extra_plugins=extra_plugins)
+        app = create_app(kernel, background=background)
+        user = create_user(kernel.db, "tester", "password-123")
+        token = issue_token(config.secret_key, user.id)
+        with TestClient(app=app, raise_server_exceptions=False) as client:
+            yield Harness(app, kernel, client, library, token)

@@ -1,0 +1,189 @@
+"""Types that cross the plugin boundary: what hooks receive and what they return."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Select
+
+    from kernel.core import Kernel
+
+
+class InvalidParameter(Exception):
+    """A client sent a bad value; the app answers 400 naming the parameter."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """One row of the kernel's file index, as plugins see it.
+
+    ``rel_path`` uses forward slashes and is relative to the library root; ``abs_path``
+    is the resolved location on disk. ``content_hash`` is the blake3 hex digest, or None
+    until the scanner has hashed the file.
+    """
+
+    id: int
+    library_id: int
+    rel_path: str
+    abs_path: Path
+    size: int
+    mtime_ns: int
+    media_type: str  # "photo" | "video"
+    content_hash: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.rel_path.rsplit("/", 1)[-1]
+
+    @property
+    def extension(self) -> str:
+        """Lower-case extension without the dot ("" when there is none)."""
+        name = self.name
+        return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderResult:
+    """A derived file on disk (thumbnail, GIF, ...) for the kernel to serve."""
+
+    path: Path
+    media_type: str
+    cache_seconds: int = 86400
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What a client asked ``GET /photos`` for, handed to ``search_filters`` hooks.
+
+    ``params`` holds every query parameter as sent (last value wins). A plugin reads the
+    ones it understands and names them in the ``SearchFilter`` it returns, so the kernel
+    can refuse parameters nobody understood.
+    """
+
+    params: Mapping[str, str]
+    user_id: int | None
+    library_id: int
+    path: str
+    recursive: bool
+
+    def get(self, name: str) -> str | None:
+        value = self.params.get(name)
+        return value if value not in (None, "") else None
+
+    def get_float(self, name: str) -> float | None:
+        raw = self.get(name)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise InvalidParameter(name, f"not a number: {raw!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidParameter(name, f"not a finite number: {raw!r}")
+        return value
+
+    def get_int_list(self, name: str) -> list[int] | None:
+        raw = self.get(name)
+        if raw is None:
+            return None
+        try:
+            return [int(part) for part in raw.split(",") if part.strip()]
+        except ValueError:
+            raise InvalidParameter(name, f"not a comma-separated list of ids: {raw!r}") from None
+
+    def get_bool(self, name: str) -> bool | None:
+        raw = self.get(name)
+        if raw is None:
+            return None
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise InvalidParameter(name, f"not a boolean: {raw!r}")
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """A plugin's contribution to the ``/photos`` WHERE clause.
+
+    ``where`` clauses are ANDed with every other filter; they may reference the kernel's
+    ``files`` table (``kernel.tables.files``) and correlate to it (EXISTS subqueries).
+    """
+
+    params: frozenset[str]
+    where: Sequence[ColumnElement[bool]] = ()
+
+
+@dataclass(frozen=True)
+class SearchSort:
+    """A named sort (``sort=NAME``) a plugin offers to ``/photos``.
+
+    ``apply`` receives the kernel's select over ``files`` and returns it with the joins and
+    ORDER BY the sort needs; the kernel appends ``files.id`` as the final tie-breaker so
+    paging is stable.
+    """
+
+    name: str
+    apply: Callable[[Select[Any], SearchQuery], Select[Any]]
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What an LLM tool sees when it runs: the kernel and who asked."""
+
+    kernel: Kernel
+    user_id: int | None
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function an LLM may call: a name, what it does, its parameters and the callable.
+
+    ``params`` is a ``msgspec.Struct`` type; the JSON Schema sent to the model is derived
+    from it, and the arguments the model sends are decoded into it before ``call`` runs.
+    """
+
+    name: str
+    description: str
+    params: type[msgspec.Struct]
+    call: Callable[[Any, ToolContext], Awaitable[Any]]
+    plugin: str = field(default="", compare=False)
+
+    def json_schema(self) -> dict[str, Any]:
+        """The parameter schema, inlined (no ``$ref``), as LLM tool APIs expect."""
+        (schema,), components = msgspec.json.schema_components([self.params])
+        ref = schema.get("$ref", "")
+        if ref:
+            schema = components[ref.rsplit("/", 1)[-1]]
+        return dict(schema)
+
+    def to_openai(self) -> dict[str, Any]:
+        """The tool in the OpenAI / Ollama ``tools`` format."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.json_schema(),
+            },
+        }
+
+    async def invoke(self, arguments: bytes | str | Mapping[str, Any], ctx: ToolContext) -> Any:
+        """Decode the model's arguments into ``params`` (a clear error if they do not fit)."""
+        if isinstance(arguments, Mapping):
+            value = msgspec.convert(dict(arguments), self.params)
+        else:
+            value = msgspec.json.decode(arguments, type=self.params)
+        return await self.call(value, ctx)

@@ -1,0 +1,1 @@
+"""The Alembic environment shared by the kernel's and every plugin's migration branch."""

@@ -1,0 +1,1 @@
+"""First-party imageapi plugins: one package per feature, registered like any other."""
