@@ -113,6 +113,7 @@ def create_app(kernel: Kernel, *, background: bool = True, migrate: bool = True)
         ),
         request_max_body_size=kernel.config.kernel.upload_max_bytes + 1024 * 1024,
         lifespan=[lifespan],
+        logging_config=None,
     )
     app.state.kernel = kernel
     return app

@@ -27,6 +27,7 @@ from kernel.markers import hookspec
 if TYPE_CHECKING:
     import click
     import msgspec
+    from sqlalchemy import FromClause
 
     from kernel.core import Kernel
     from kernel.types import FileRef, RenderResult, SearchFilter, SearchQuery, SearchSort, Tool
@@ -213,4 +214,16 @@ def render(file: FileRef, size: str, format: str, kernel: Kernel) -> RenderResul
     ``RenderResult`` wins; return None for a size or format you do not handle. Raise
     ``InvalidParameter`` for a value you own but cannot honour. May be async; synchronous
     implementations run in a worker thread.
+    """
+
+
+@hookspec(firstresult=True)
+def date_taken_table(kernel: Kernel) -> FromClause | None:
+    """Offer the capture date of files as SQL, for features that group or sort by it.
+
+    Return a table or subquery with the columns ``file_id`` (→ ``files.id``),
+    ``taken_at`` (naive local wall-clock ``DateTime`` as the camera recorded it) and
+    ``utc_offset_minutes`` (nullable). Called when a consumer (memories, a sort) builds a
+    query; the first non-None answer wins. Consumers fall back to the file's mtime when no
+    plugin answers. Synchronous only.
     """

@@ -13,11 +13,10 @@ from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body, Parameter
+from litestar.params import FromQuery, MultipartBody, QueryParameter
 
-from kernel.core import Kernel
+from kernel.deps import KernelDep
 from kernel.index import Stat
 from kernel.libraries import PathRefused
 from kernel.mediatypes import content_type_for, media_type_for, sniff
@@ -31,11 +30,11 @@ UNSAFE_NAME = re.compile(r"[^\w.\- ()+,@]+", re.UNICODE)
 @get("/image", summary="An original file, or a rendition of it with size=")
 async def get_image(
     request: Request,
-    kernel: Kernel,
-    file_path: Annotated[str, Parameter(query="path")],
-    library: str | None = None,
-    size: str | None = None,
-    format: str | None = None,
+    kernel: KernelDep,
+    file_path: Annotated[str, QueryParameter(name="path")],
+    library: FromQuery[str | None] = None,
+    size: FromQuery[str | None] = None,
+    format: FromQuery[str | None] = None,
 ) -> Any:
     resolved = kernel.libraries.resolve(library, file_path)
     if resolved.abs_path.is_dir():
@@ -109,8 +108,8 @@ def _store_upload(upload: UploadFile, target_dir: Path, name: str, limit: int) -
 
 @post("/image", summary="Upload a photo or video into a library folder", status_code=201)
 async def upload_image(
-    kernel: Kernel,
-    data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
+    kernel: KernelDep,
+    data: MultipartBody[dict[str, Any]],
 ) -> dict[str, Any]:
     upload = data.get("file")
     if not isinstance(upload, UploadFile):

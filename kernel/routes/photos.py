@@ -15,8 +15,8 @@ from typing import Any
 from litestar import Request, get
 from sqlalchemy import Select, and_, func, select
 
-from kernel.auth import User
 from kernel.core import Kernel
+from kernel.deps import CurrentUser, KernelDep
 from kernel.index import FILE_COLUMNS
 from kernel.libraries import PathRefused
 from kernel.tables import files
@@ -93,7 +93,7 @@ def list_subfolders(abs_dir: str, rel_dir: str) -> list[str]:
 
 
 @get("/photos", summary="List, filter, sort and page the files of a folder")
-async def list_photos(request: Request, kernel: Kernel, user: User) -> dict[str, Any]:
+async def list_photos(request: Request, kernel: KernelDep, user: CurrentUser) -> dict[str, Any]:
     params = {key: value for key, value in request.query_params.items()}
     resolved = kernel.libraries.resolve(params.get("library"), params.get("path", ""))
     if not resolved.abs_path.is_dir():

@@ -8,9 +8,10 @@ from typing import Any
 import msgspec
 from litestar import get, post
 from litestar.exceptions import NotAuthorizedException
+from litestar.params import JSONBody
 
 from kernel.auth import PUBLIC_OPT, PasswordTooLong, authenticate, issue_token
-from kernel.core import Kernel
+from kernel.deps import KernelDep
 from kernel.types import InvalidParameter
 
 
@@ -24,7 +25,7 @@ class TokenResponse(msgspec.Struct):
 
 
 @post("/login", opt={PUBLIC_OPT: True}, status_code=200, summary="Exchange a password for a token")
-async def login(kernel: Kernel, data: LoginRequest) -> TokenResponse:
+async def login(kernel: KernelDep, data: JSONBody[LoginRequest]) -> TokenResponse:
     user = await asyncio.to_thread(authenticate, kernel.db, data.username, data.password)
     if user is None:
         raise NotAuthorizedException("wrong user name or password")
@@ -32,7 +33,7 @@ async def login(kernel: Kernel, data: LoginRequest) -> TokenResponse:
 
 
 @get("/health", opt={PUBLIC_OPT: True}, summary="Liveness and database check")
-async def health(kernel: Kernel) -> dict[str, Any]:
+async def health(kernel: KernelDep) -> dict[str, Any]:
     def ping() -> None:
         with kernel.db.read() as conn:
             conn.exec_driver_sql("SELECT 1")
@@ -46,12 +47,12 @@ async def health(kernel: Kernel) -> dict[str, Any]:
 
 
 @get("/libraries", summary="The libraries this server serves")
-async def libraries(kernel: Kernel) -> list[dict[str, object]]:
+async def libraries(kernel: KernelDep) -> list[dict[str, object]]:
     return [library.to_json() for library in kernel.libraries]
 
 
 @get("/tools", summary="The LLM-callable tools every enabled plugin offers")
-async def tools(kernel: Kernel) -> list[dict[str, Any]]:
+async def tools(kernel: KernelDep) -> list[dict[str, Any]]:
     return [{"plugin": t.plugin, **t.to_openai()} for t in kernel.tools.values()]
 
 

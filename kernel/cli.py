@@ -1,0 +1,247 @@
+"""The ``imageapi`` command line: serve, scan, user, plugins, db (plugins add more)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import sys
+
+import click
+
+from kernel import migrate
+from kernel.auth import PasswordTooLong, UserExists, count_users, create_user, list_users
+from kernel.auth import set_password as store_password
+from kernel.config import Config, ConfigError, load_config
+from kernel.core import Kernel
+from kernel.demo import create_demo_library
+from kernel.manager import build_plugin_manager
+
+log = logging.getLogger("imageapi")
+
+
+def _config() -> Config:
+    try:
+        return load_config()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _kernel(config: Config | None = None, *, demo: bool = False) -> Kernel:
+    """The kernel for a command; without BASE_PATH the demo library is the default one."""
+    config = config or _config()
+    default_library = None
+    if config.base_path is None:
+        default_library = config.data_dir / "demo-library"
+        if demo:
+            create_demo_library(default_library)
+        else:
+            default_library.mkdir(parents=True, exist_ok=True)
+    try:
+        return Kernel(config, default_library=default_library)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _read_password(password_stdin: bool, confirm: bool = True) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+
+
+@click.group()
+@click.version_option(package_name="imageapi")
+def cli() -> None:
+    """imageapi: a self-hosted photo and video server."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@cli.command()
+@click.option("--no-scan", is_flag=True, help="Do not scan or watch the libraries.")
+def serve(no_scan: bool) -> None:
+    """Migrate, make sure a user exists, and serve on BIND_URL."""
+    import uvicorn
+
+    from kernel.app import create_app
+
+    config = _config()
+    logging.getLogger().setLevel(config.log_level)
+    kernel = _kernel(config, demo=True)
+    kernel.migrate()
+    if count_users(kernel.db) == 0:
+        password = secrets.token_urlsafe(12)
+        create_user(kernel.db, "admin", password)
+        host = "127.0.0.1" if config.bind_host in ("0.0.0.0", "::") else config.bind_host
+        click.echo(
+            "\nCreated the first user.\n"
+            f"  user name: admin\n  password:  {password}\n"
+            f"Log in:  curl -s -X POST http://{host}:{config.bind_port}/login "
+            "-H 'Content-Type: application/json' "
+            f'-d \'{{"username":"admin","password":"{password}"}}\'\n'
+            "Change it with:  imageapi user passwd admin\n"
+        )
+    for library in kernel.libraries:
+        click.echo(f"Serving library {library.id} ({library.name}): {library.root}")
+    if no_scan:
+        kernel.config.kernel.scan_on_startup = False
+        kernel.config.kernel.watch = False
+    app = create_app(kernel, migrate=False, background=not no_scan)
+    uvicorn.run(
+        app, host=config.bind_host, port=config.bind_port, log_level=config.log_level.lower()
+    )
+
+
+@cli.command()
+@click.option("--full/--quick", default=True, help="Walk everything (default) or recent files.")
+def scan(full: bool) -> None:
+    """Scan the libraries once, hash new files and run every plugin's backlog."""
+    kernel = _kernel()
+    kernel.migrate()
+    bars: dict[str, object] = {}
+
+    def progress(phase: str, done: int, total: int | None) -> None:
+        if total:
+            bar = bars.get(phase)
+            if bar is None:
+                bar = click.progressbar(length=total, label=f"{phase:>6}", file=sys.stderr)
+                bar.__enter__()
+                bars[phase] = bar
+            bar.update(done - bar.pos)  # type: ignore[attr-defined]
+        else:
+            click.echo(f"\r  {phase:>6}: {done} files", nl=False, err=True)
+
+    async def run() -> None:
+        await kernel.dispatch.notify("on_startup")
+        try:
+            report = await kernel.scanner.scan(full=full, progress=progress)
+        finally:
+            await kernel.dispatch.notify("on_shutdown")
+        for bar in bars.values():
+            bar.__exit__(None, None, None)  # type: ignore[attr-defined]
+        click.echo(
+            f"\n{report.seen} files: {len(report.new)} new, {len(report.changed)} changed,"
+            f" {len(report.missing)} missing, {report.hashed} hashed, {report.failed} failed"
+        )
+
+    asyncio.run(run())
+
+
+@cli.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_add(name: str, password_stdin: bool) -> None:
+    kernel = _kernel()
+    kernel.migrate()
+    try:
+        created = create_user(kernel.db, name, _read_password(password_stdin))
+    except (PasswordTooLong, UserExists, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"user {created.username} added (id {created.id})")
+
+
+@user.command("list")
+def user_list() -> None:
+    kernel = _kernel()
+    kernel.migrate()
+    for row in list_users(kernel.db):
+        click.echo(f"{row.id}\t{row.username}")
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_passwd(name: str, password_stdin: bool) -> None:
+    kernel = _kernel()
+    kernel.migrate()
+    try:
+        store_password(kernel.db, name, _read_password(password_stdin))
+    except (PasswordTooLong, KeyError, ValueError) as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from exc
+    click.echo(f"password of {name} changed")
+
+
+@cli.group()
+def plugins() -> None:
+    """Inspect plugins."""
+
+
+@plugins.command("list")
+def plugins_list() -> None:
+    """Every known plugin: version, where it comes from, enabled, hooks implemented."""
+    try:
+        registry = build_plugin_manager(_config())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for info in registry.infos.values():
+        state = "enabled" if info.enabled else "disabled"
+        hooks = ", ".join(info.hooks) if info.enabled else "-"
+        click.echo(f"{info.name:<14} {info.version:<10} {info.source:<28} {state:<9} {hooks}")
+
+
+@cli.group()
+def db() -> None:
+    """Database migrations (one branch per plugin)."""
+
+
+def _branch(kernel: Kernel, name: str) -> migrate.Branch:
+    for branch in kernel.migration_branches():
+        if branch.name == name:
+            return branch
+    known = ", ".join(b.name for b in kernel.migration_branches())
+    raise click.ClickException(f"no migration branch {name!r} among enabled plugins ({known})")
+
+
+@db.command("upgrade")
+@click.argument("plugin", required=False)
+def db_upgrade(plugin: str | None) -> None:
+    """Upgrade the kernel and every enabled plugin, or just PLUGIN."""
+    kernel = _kernel()
+    branches = [_branch(kernel, plugin)] if plugin else kernel.migration_branches()
+    for branch in branches:
+        migrate.upgrade(kernel.db, branch)
+        click.echo(f"{branch.name}: {migrate.current(kernel.db, branch)}")
+
+
+@db.command("downgrade")
+@click.argument("plugin")
+@click.option("--revision", default="base", show_default=True)
+def db_downgrade(plugin: str, revision: str) -> None:
+    """Downgrade one plugin's branch (to base: its tables are dropped)."""
+    kernel = _kernel()
+    branch = _branch(kernel, plugin)
+    migrate.downgrade(kernel.db, branch, revision)
+    click.echo(f"{branch.name}: {migrate.current(kernel.db, branch) or 'base'}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """The revision of every branch and its head."""
+    kernel = _kernel()
+    for branch in kernel.migration_branches():
+        now = migrate.current(kernel.db, branch) or "base"
+        click.echo(f"{branch.name:<14} {now:<14} head {migrate.head(branch)}")
+
+
+def _add_plugin_commands() -> None:
+    try:
+        registry = build_plugin_manager(load_config())
+    except Exception as exc:  # a broken config must not hide --help or config errors
+        log.debug("plugin commands unavailable: %s", exc)
+        return
+    registry.pm.hook.cli_commands(cli=cli)
+
+
+def main() -> None:
+    _add_plugin_commands()
+    cli()
+
+
+if __name__ == "__main__":
+    main()
