@@ -75,12 +75,10 @@ def _project_version() -> str:
 
 
 def _is_enabled(name: str, section: Mapping[str, Any], only: set[str] | None) -> bool:
-    if only is not None:
-        return name in only
     enabled = section.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ConfigError(f"plugin {name!r}: 'enabled' must be true or false, got {enabled!r}")
-    return enabled
+    return name in only if only is not None else enabled
 
 
 def _validate_settings(name: str, spec: type[msgspec.Struct] | None, section: dict) -> Any:

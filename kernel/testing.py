@@ -93,6 +93,7 @@ def make_config(
     plugins_toml: str = "",
     env: Mapping[str, str] | None = None,
 ) -> Config:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     config_file = tmp_path / "plugins.toml"
     config_file.write_text(plugins_toml)
     environ = {

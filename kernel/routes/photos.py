@@ -60,8 +60,12 @@ def _int_param(params: dict[str, str], name: str, default: int | None) -> int | 
 
 
 def shuffle_key(seed: int) -> Any:
-    """A deterministic pseudo-random order from (id, seed): stable across pages."""
-    return (files.c.id * 2654435761 + seed * 40503 + 12345) % 4294967291
+    """A deterministic pseudo-random order from (id, seed): stable across pages, different
+    per seed. Quadratic mixing modulo a prime below 2**31 stays inside 64-bit integers."""
+    prime = 2147483629
+    seed = (seed * 1103515245 + 12345) % prime  # spread nearby seeds far apart
+    mixed = (files.c.id * 48271 + seed) % prime
+    return (mixed * mixed + seed) % prime
 
 
 def apply_sort(

@@ -1,0 +1,89 @@
+"""The out-of-tree example plugin (contrib/hello, installed from its own pyproject) and the
+command line that lists plugins and manages migrations."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from click.testing import CliRunner
+
+from kernel.cli import cli
+from kernel.testing import harness
+from kernel.types import ToolContext
+
+pytestmark = pytest.mark.db
+
+
+def test_entry_point_plugin_is_discovered_and_answers(tmp_path):
+    toml = '[plugins.hello]\ngreeting = "Hei"\n'
+    with harness(tmp_path, ["hello"], plugins_toml=toml) as h:
+        info = h.kernel.registry.infos["hello"]
+        assert info.source == "entry point (imageapi-hello)" and info.enabled
+        assert h.get("/hello").json() == {"message": "Hei, tester!", "times": 1}
+        assert h.get("/hello").json()["times"] == 2
+        assert h.client.get("/hello").status_code == 401
+        tool = h.kernel.tools["greet"]
+        result = asyncio.run(tool.invoke({"name": "Ola"}, ToolContext(h.kernel, None)))
+        assert result == {"message": "Hei, Ola!", "times": 1}
+
+
+def test_disabled_entry_point_plugin_is_gone(tmp_path, library):
+    with harness(tmp_path, plugins_toml="[plugins.hello]\nenabled = false\n") as h:
+        assert h.kernel.pm.is_blocked("hello")
+        assert h.get("/hello").status_code == 404
+        assert "greet" not in h.kernel.tools
+        with h.kernel.db.read() as conn:  # its migration never ran
+            tables = conn.exec_driver_sql(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'hello_greetings'"
+                if h.kernel.db.dialect == "postgresql"
+                else "SELECT count(*) FROM sqlite_master WHERE name = 'hello_greetings'"
+            ).scalar_one()
+        assert tables == 0
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch, library):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BASE_PATH", str(library))
+    monkeypatch.setenv("IMAGEAPI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    config = tmp_path / "plugins.toml"
+    config.write_text("")
+    monkeypatch.setenv("IMAGEAPI_CONFIG", str(config))
+    return config
+
+
+def test_plugins_list_shows_source_state_and_hooks(cli_env):
+    cli_env.write_text("[plugins.hello]\nenabled = true\n")
+    result = CliRunner().invoke(cli, ["plugins", "list"])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("hello"))
+    assert "0.2.0" in line and "entry point (imageapi-hello)" in line and "enabled" in line
+    assert "migrations, plugin_settings, routes, tools" in line
+    cli_env.write_text("[plugins.hello]\nenabled = false\n")
+    result = CliRunner().invoke(cli, ["plugins", "list"])
+    line = next(line for line in result.output.splitlines() if line.startswith("hello"))
+    assert "disabled" in line
+
+
+def test_db_commands_per_plugin_branch(cli_env):
+    runner = CliRunner()
+    upgraded = runner.invoke(cli, ["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "kernel: k0001" in upgraded.output and "hello: hello_0001" in upgraded.output
+    current = runner.invoke(cli, ["db", "current"]).output
+    assert "hello" in current and "hello_0001" in current
+    down = runner.invoke(cli, ["db", "downgrade", "hello"])
+    assert down.exit_code == 0 and "hello: base" in down.output
+    again = runner.invoke(cli, ["db", "upgrade", "hello"])
+    assert "hello: hello_0001" in again.output
+    unknown = runner.invoke(cli, ["db", "downgrade", "nosuch"])
+    assert unknown.exit_code != 0 and "no migration branch" in unknown.output
+
+
+def test_bad_plugins_toml_stops_the_cli_with_a_clear_message(cli_env):
+    cli_env.write_text("[plugins.hello]\nshout = true\n")
+    result = CliRunner().invoke(cli, ["plugins", "list"])
+    assert result.exit_code != 0
+    assert "plugin 'hello': unknown setting 'shout'" in result.output

@@ -1,0 +1,180 @@
+"""Database behaviour under concurrency, and configuration from the environment."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from kernel.config import ConfigError, load_config
+from kernel.tables import users
+from kernel.testing import harness
+
+SECRET = "x" * 40
+
+
+@pytest.mark.db
+def test_twenty_concurrent_writers_never_see_locked(tmp_path):
+    with harness(tmp_path) as h:
+        db = h.kernel.db
+        errors: list[Exception] = []
+        start = threading.Barrier(20)
+
+        def writer(n: int) -> None:
+            start.wait()
+            try:
+                for i in range(15):
+                    with db.write() as conn:
+                        conn.execute(
+                            insert(users).values(
+                                username=f"w{n}-{i}", password_hash="x", created_at=time.time()
+                            )
+                        )
+                        conn.execute(select(func.count()).select_from(users)).scalar_one()
+            except Exception as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        with db.read() as conn:
+            assert conn.execute(select(func.count()).select_from(users)).scalar_one() == 301
+
+
+@pytest.mark.db
+def test_concurrent_uploads_all_succeed(tmp_path):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "JPEG")
+    with harness(tmp_path) as h:
+        results: list[int] = []
+
+        def send(n: int) -> None:
+            response = h.post(
+                "/image", files={"file": (f"u{n}.jpg", buffer.getvalue(), "image/jpeg")}
+            )
+            results.append(response.status_code)
+
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == [201] * 20
+        assert h.get("/photos").json()["total"] == 20
+
+
+def test_environment_names_from_the_reference(tmp_path):
+    env = {
+        "IMAGEAPI_DATA_DIR": str(tmp_path / "d"),
+        "DATABASE_URL": str(tmp_path / "legacy.db"),
+        "BASE_PATH": str(tmp_path),
+        "THUMBNAILS": str(tmp_path / "t"),
+        "VIDEO_PATH": str(tmp_path / "v"),
+        "GIFS_DIRECTORY": str(tmp_path / "g"),
+        "BIND_URL": "0.0.0.0:9090",
+        "CORS_ALLOWED_ORIGINS": "http://a.example, http://b.example",
+        "SECRET_KEY": SECRET,
+        "EXCLUDED_DIRS": "/private,@eaDir",
+        "WATCH_QUICK_INTERVAL_SECONDS": "5",
+        "WATCH_FULL_INTERVAL_SECONDS": "50",
+        "RUST_LOG": "debug",
+    }
+    config = load_config(env, env_file=None, config_file=tmp_path / "none.toml")
+    assert config.database_url == f"sqlite:///{tmp_path / 'legacy.db'}"
+    assert config.base_path == tmp_path
+    assert config.thumbnails == tmp_path / "t" and config.gifs_directory == tmp_path / "g"
+    assert (config.bind_host, config.bind_port) == ("0.0.0.0", 9090)
+    assert config.cors_allowed_origins == ["http://a.example", "http://b.example"]
+    assert config.excluded_dirs == ["/private", "@eaDir"]
+    assert (config.watch_quick_interval, config.watch_full_interval) == (5, 50)
+    assert config.log_level == "DEBUG"
+    assert (
+        load_config(
+            {**env, "RUST_LOG": "image_api=warn,actix=info"},
+            env_file=None,
+            config_file=tmp_path / "none.toml",
+        ).log_level
+        == "WARNING"
+    )
+
+
+def test_defaults_need_no_configuration_and_keep_the_secret(tmp_path):
+    env = {"IMAGEAPI_DATA_DIR": str(tmp_path / "data")}
+    first = load_config(env, env_file=None, config_file=tmp_path / "none.toml")
+    assert first.database_url == f"sqlite:///{tmp_path / 'data' / 'imageapi.db'}"
+    assert first.thumbnails == tmp_path / "data" / "thumbnails"
+    assert len(first.secret_key) >= 32
+    assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o777 == 0o600
+    second = load_config(env, env_file=None, config_file=tmp_path / "none.toml")
+    assert second.secret_key == first.secret_key
+
+
+def test_dotenv_file_is_read_and_environment_wins(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"SECRET_KEY={SECRET}\nBIND_URL=127.0.0.1:7000\nLOG_LEVEL=warning\n")
+    env = {"IMAGEAPI_DATA_DIR": str(tmp_path), "BIND_URL": "127.0.0.1:7001"}
+    config = load_config(env, env_file=dotenv, config_file=tmp_path / "none.toml")
+    assert config.secret_key == SECRET
+    assert config.bind_port == 7001
+    assert config.log_level == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BIND_URL": "nonsense"}, "BIND_URL"),
+        ({"WATCH_QUICK_INTERVAL_SECONDS": "soon"}, "WATCH_QUICK_INTERVAL_SECONDS"),
+        ({"RUST_LOG": "loud"}, "log level"),
+    ],
+)
+def test_bad_environment_is_a_clear_error(tmp_path, env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(
+            {"IMAGEAPI_DATA_DIR": str(tmp_path), **env},
+            env_file=None,
+            config_file=tmp_path / "none.toml",
+        )
+
+
+def test_plugins_toml_errors_name_the_plugin_and_key(tmp_path, library):
+    cases = [
+        ("[plugins.nosuch]\nenabled = true\n", "nosuch"),
+        ('[plugins.hello]\ncolour = "red"\n', "plugin 'hello': unknown setting 'colour'"),
+        ('[plugins.hello]\nenabled = "yes"\n', "'enabled' must be true or false"),
+        ("[kernel]\nupload_max_bytes = 'big'\n", r"\[kernel\]"),
+        ("[surprise]\n", "unknown section"),
+    ]
+    for n, (toml, message) in enumerate(cases):
+        with pytest.raises(ConfigError, match=message):
+            with harness(tmp_path / str(n), ["hello"], plugins_toml=toml, library=library):
+                pass
+
+
+@pytest.mark.db
+def test_more_libraries_from_plugins_toml(tmp_path, library):
+    from kernel.testing import make_jpeg
+
+    other = tmp_path / "family"
+    make_jpeg(other / "mum.jpg")
+    make_jpeg(library / "mine.jpg")
+    toml = f'[[kernel.libraries]]\nid = 2\nname = "family"\npath = "{other}"\n'
+    with harness(tmp_path, plugins_toml=toml) as h:
+        h.scan()
+        assert h.get("/libraries").json() == [
+            {"id": 1, "name": "main"},
+            {"id": 2, "name": "family"},
+        ]
+        assert h.get("/photos", params={"library": "family"}).json()["photos"] == ["mum.jpg"]
+        assert h.get("/photos", params={"library": "2"}).json()["photos"] == ["mum.jpg"]
+        assert h.get("/photos").json()["photos"] == ["mine.jpg"]
+        assert h.get("/image", params={"path": "mum.jpg", "library": "2"}).status_code == 200
+        assert h.get("/image", params={"path": "mum.jpg"}).status_code == 404

@@ -1,0 +1,177 @@
+"""The scanner: reconcile with the index, hash, confirm by magic bytes, survive kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from watchfiles import Change
+
+from kernel.testing import harness, make_jpeg
+
+pytestmark = pytest.mark.db
+
+
+def rows(h):
+    with h.kernel.db.read() as conn:
+        result = conn.exec_driver_sql(
+            "SELECT rel_path, status, content_hash, error, media_type FROM files ORDER BY rel_path"
+        )
+        return {r.rel_path: r for r in result}
+
+
+def test_full_scan_reconciles_new_changed_missing_and_returned(tmp_path, library):
+    a = make_jpeg(library / "a.jpg")
+    b = make_jpeg(library / "deep" / "er" / "b.JPG")
+    make_jpeg(library / "notes.txt")  # not media by name: ignored
+    with harness(tmp_path) as h:
+        first = h.scan()
+        assert (len(first.new), first.hashed) == (2, 2)
+        assert rows(h)["deep/er/b.JPG"].media_type == "photo"
+        assert "notes.txt" not in rows(h)
+        kept, kept_stat = b.read_bytes(), b.stat()
+        b.unlink()
+        make_jpeg(a, size=(99, 99))
+        second = h.scan()
+        assert [f.rel_path for f in second.missing] == ["deep/er/b.JPG"]
+        assert len(second.changed) == 1 and second.hashed == 1
+        assert rows(h)["deep/er/b.JPG"].status == "missing"
+        b.write_bytes(kept)  # the drive came back: same bytes, same mtime
+        os.utime(b, ns=(kept_stat.st_atime_ns, kept_stat.st_mtime_ns))
+        third = h.scan()
+        assert len(third.returned) == 1 and third.new == []
+        assert rows(h)["deep/er/b.JPG"].status == "present"
+        assert len(rows(h)) == 2
+
+
+def test_magic_bytes_must_agree_with_the_extension(tmp_path, library):
+    (library / "text.jpg").write_text("this is text")
+    (library / "empty.png").write_bytes(b"")
+    make_jpeg(library / "photo.mp4")  # an image named like a video
+    make_jpeg(library / "fine.jpeg")
+    with harness(tmp_path) as h:
+        report = h.scan()
+        assert (report.hashed, report.failed) == (1, 3)
+        errors = {path: row.error for path, row in rows(h).items()}
+        assert errors["fine.jpeg"] is None
+        assert "not a recognised" in errors["text.jpg"]
+        assert errors["empty.png"] == "empty file"
+        assert "contains an image" in errors["photo.mp4"]
+        assert h.get("/photos").json()["photos"] == ["fine.jpeg"]
+        h.scan()  # failed files are not retried until they change
+        assert rows(h)["text.jpg"].content_hash is None
+
+
+def test_quick_scan_only_looks_at_recent_files(tmp_path, library):
+    old = make_jpeg(library / "old.jpg")
+    with harness(tmp_path) as h:
+        h.scan()
+        past = time.time() - 3600
+        os.utime(old, (past, past))  # changed, but looks old to a quick scan (ctime moved)
+        make_jpeg(library / "new.jpg")
+        report = h.scan(full=False)
+        assert report.seen >= 1
+        assert "new.jpg" in rows(h)
+
+
+def test_derived_folders_inside_a_library_are_not_scanned(tmp_path, library):
+    make_jpeg(library / "a.jpg")
+    make_jpeg(library / "thumbs" / "a.jpg")
+    env = {"THUMBNAILS": str(library / "thumbs")}
+    with harness(tmp_path, env=env) as h:
+        h.scan()
+        assert list(rows(h)) == ["a.jpg"]
+
+
+def test_watcher_events_index_new_files_and_mark_removed_ones(tmp_path, library):
+    gone = make_jpeg(library / "gone.jpg")
+    with harness(tmp_path) as h:
+        h.scan()
+        fresh = make_jpeg(library / "fresh.jpg")
+        gone.unlink()
+        h.run(h.kernel.watcher.handle, {(Change.added, str(fresh)), (Change.deleted, str(gone))})
+        state = rows(h)
+        assert state["fresh.jpg"].content_hash is not None
+        assert state["gone.jpg"].status == "missing"
+
+
+def test_live_watcher_picks_up_a_new_file(tmp_path, library):
+    with harness(tmp_path) as h:
+        h.scan()
+        h.run(_start_watcher, h.kernel)
+        time.sleep(0.5)
+        make_jpeg(library / "live" / "new.jpg")
+        for _ in range(100):
+            if "live/new.jpg" in rows(h):
+                break
+            time.sleep(0.1)
+        assert "live/new.jpg" in rows(h)
+
+
+async def _start_watcher(kernel):
+    kernel.spawn_background(kernel.watcher.run(), "watcher under test")
+
+
+def _scan_process(tmp_path: Path, library: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "BASE_PATH": str(library),
+        "IMAGEAPI_DATA_DIR": str(tmp_path / "data"),
+        "SECRET_KEY": "x" * 40,
+        "IMAGEAPI_CONFIG": str(tmp_path / "plugins.toml"),
+    }
+    env.pop("DATABASE_URL", None)
+    code = "from kernel.cli import main; main()"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "scan"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.skipif(bool(os.environ.get("IMAGEAPI_TEST_DATABASE_URL")), reason="SQLite file")
+def test_kill_9_mid_scan_then_restart_loses_nothing(tmp_path, library):
+    payload = (make_jpeg(tmp_path / "seed.jpg", size=(640, 480))).read_bytes()
+    payload += b"\0" * 300_000  # bigger files: hashing takes long enough to interrupt
+    count = 3000
+    for n in range(count):
+        folder = library / f"d{n % 30}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{n}.jpg").write_bytes(payload[:-4] + n.to_bytes(4, "big"))
+    (tmp_path / "plugins.toml").write_text("")
+    db_file = tmp_path / "data" / "imageapi.db"
+    process = _scan_process(tmp_path, library)
+    interrupted_at = None
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if db_file.exists():
+            try:
+                with sqlite3.connect(db_file, timeout=1) as conn:
+                    total, hashed = conn.execute(
+                        "SELECT count(*), count(content_hash) FROM files"
+                    ).fetchone()
+            except sqlite3.Error:
+                total = hashed = 0
+            if 0 < total and hashed < count:
+                interrupted_at = (total, hashed)
+                process.send_signal(signal.SIGKILL)
+                break
+        time.sleep(0.01)
+    process.wait()
+    assert interrupted_at is not None, "the scan finished before it could be interrupted"
+    assert process.returncode == -signal.SIGKILL
+    restarted = _scan_process(tmp_path, library)
+    assert restarted.wait(timeout=300) == 0
+    with sqlite3.connect(db_file) as conn:
+        total, distinct, hashed = conn.execute(
+            "SELECT count(*), count(DISTINCT rel_path), count(content_hash) FROM files"
+        ).fetchone()
+    assert (total, distinct, hashed) == (count, count, count)
