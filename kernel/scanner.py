@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from stat import S_ISREG
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, select, update
@@ -22,7 +23,7 @@ from sqlalchemy import bindparam, select, update
 from kernel.hashing import HashOutcome, hash_file
 from kernel.index import Stat, split_rel_path
 from kernel.libraries import Library
-from kernel.mediatypes import media_type_for
+from kernel.mediatypes import MEDIA_TYPE_BY_EXTENSION
 from kernel.tables import files
 from kernel.types import FileRef
 
@@ -46,31 +47,41 @@ class ScanReport:
 
 
 def walk(root: str, skip: frozenset[str], since_ns: int | None = None) -> Iterator[Stat]:
-    """Every media file under ``root`` (iterative; symlinked folders are not followed)."""
+    """Every media file under ``root`` (iterative; symlinked folders are not followed).
+
+    The hot loop of every scan: one ``stat`` per media file and nothing else (the entry
+    type comes from the directory listing itself).
+    """
+    types = MEDIA_TYPE_BY_EXTENSION
     stack = [("", root)]
     while stack:
         rel_dir, abs_dir = stack.pop()
+        prefix = f"{rel_dir}/" if rel_dir else ""
         try:
-            entries = list(os.scandir(abs_dir))
+            with os.scandir(abs_dir) as listing:
+                entries = list(listing)
         except OSError as exc:
             log.warning("cannot list %s: %s", abs_dir, exc)
             continue
         for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            name = entry.name
             try:
                 if entry.is_dir(follow_symlinks=False):
                     if entry.path not in skip:
-                        stack.append((rel, entry.path))
+                        stack.append((prefix + name, entry.path))
                     continue
-                media_type = media_type_for(entry.name)
-                if media_type is None or not entry.is_file():
+                dot = name.rfind(".")
+                media_type = types.get(name[dot + 1 :].lower()) if dot >= 0 else None
+                if media_type is None:
                     continue
                 st = entry.stat()
             except OSError:
                 continue
+            if not S_ISREG(st.st_mode):
+                continue
             if since_ns is not None and max(st.st_mtime_ns, st.st_ctime_ns) < since_ns:
                 continue
-            yield Stat(rel, st.st_size, st.st_mtime_ns, media_type)
+            yield Stat(prefix + name, st.st_size, st.st_mtime_ns, media_type)
 
 
 class Scanner:
@@ -93,21 +104,40 @@ class Scanner:
 
     # --- reconciling the walk with the index --------------------------------------------
 
+    def _load_index(self, library_id: int, paths: list[str] | None = None) -> dict[str, tuple]:
+        """rel_path → (rel_path, id, size, mtime_ns, status), read with the raw driver cursor:
+        SQLAlchemy rows cost more than the walk itself at 100,000 files."""
+        sql = "SELECT rel_path, id, size, mtime_ns, status FROM files WHERE library_id = {p}"
+        with self.kernel.db.read() as conn:
+            marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            cursor = conn.connection.cursor()
+            try:
+                if paths is None:
+                    cursor.execute(sql.format(p=marker), (library_id,))
+                    return {row[0]: row for row in cursor.fetchall()}
+                known: dict[str, tuple] = {}
+                for start in range(0, len(paths), 500):
+                    chunk = paths[start : start + 500]
+                    in_list = ", ".join([marker] * len(chunk))
+                    cursor.execute(
+                        sql.format(p=marker) + f" AND rel_path IN ({in_list})", (library_id, *chunk)
+                    )
+                    known.update((row[0], row) for row in cursor.fetchall())
+                return known
+            finally:
+                cursor.close()
+
     def _reconcile(
-        self, library: Library, stats: list[Stat], *, full: bool, progress: Progress | None
+        self,
+        library: Library,
+        stats: list[Stat],
+        known: dict[str, tuple],
+        *,
+        full: bool,
+        progress: Progress | None,
     ) -> ScanReport:
         report = ScanReport(seen=len(stats))
         db = self.kernel.db
-        query = select(
-            files.c.id, files.c.rel_path, files.c.size, files.c.mtime_ns, files.c.status
-        ).where(files.c.library_id == library.id)
-        if not full:
-            wanted = [s.rel_path for s in stats]
-            if not wanted:
-                return report
-            query = query.where(files.c.rel_path.in_(wanted))
-        with db.read() as conn:
-            known = {row.rel_path: row for row in conn.execute(query)}
         now = time.time()
         inserts, updates = [], []
         for stat in stats:
@@ -128,11 +158,11 @@ class Scanner:
                         "updated_at": now,
                     }
                 )
-            elif row.size != stat.size or row.mtime_ns != stat.mtime_ns:
-                updates.append((row.id, stat, True))
-            elif row.status != "present":
-                updates.append((row.id, stat, False))
-        gone = [row.id for row in known.values() if row.status == "present"] if full else []
+            elif row[2] != stat.size or row[3] != stat.mtime_ns:
+                updates.append((row[1], stat, True))
+            elif row[4] != "present":
+                updates.append((row[1], stat, False))
+        gone = [row[1] for row in known.values() if row[4] == "present"] if full else []
         for start in range(0, max(len(inserts), len(updates), 1), BATCH):
             with db.write() as conn:
                 chunk = inserts[start : start + BATCH]
@@ -190,10 +220,17 @@ class Scanner:
         skip = self._skip_dirs()
 
         def run() -> ScanReport:
-            stats = list(walk(str(library.root), skip, since_ns=since))
+            if full:  # read the index while the disk is walked: both mostly wait on I/O
+                with ThreadPoolExecutor(1) as pool:
+                    loading = pool.submit(self._load_index, library.id)
+                    stats = list(walk(str(library.root), skip))
+                    known = loading.result()
+            else:
+                stats = list(walk(str(library.root), skip, since_ns=since))
+                known = self._load_index(library.id, [s.rel_path for s in stats])
             if progress:
                 progress("walk", len(stats), len(stats))
-            return self._reconcile(library, stats, full=full, progress=progress)
+            return self._reconcile(library, stats, known, full=full, progress=progress)
 
         report = await asyncio.to_thread(run)
         self.last_scan_ns[library.id] = started - 2_000_000_000  # slack for clock granularity

@@ -13,7 +13,7 @@ import secrets
 from typing import Any
 
 from litestar import Request, get
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import BigInteger, Select, and_, cast, func, select
 
 from kernel.core import Kernel
 from kernel.deps import CurrentUser, KernelDep
@@ -64,7 +64,7 @@ def shuffle_key(seed: int) -> Any:
     per seed. Quadratic mixing modulo a prime below 2**31 stays inside 64-bit integers."""
     prime = 2147483629
     seed = (seed * 1103515245 + 12345) % prime  # spread nearby seeds far apart
-    mixed = (files.c.id * 48271 + seed) % prime
+    mixed = (cast(files.c.id, BigInteger) * 48271 + seed) % prime
     return (mixed * mixed + seed) % prime
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from kernel.config import load_config  # noqa: E402
-from kernel.core import Kernel  # noqa: E402
+from kernel.config import load_config
+from kernel.core import Kernel
 
 JPEG_HEAD = b"\xff\xd8\xff\xe0" + b"\0" * 60
 

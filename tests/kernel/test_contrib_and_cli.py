@@ -35,7 +35,8 @@ def test_disabled_entry_point_plugin_is_gone(tmp_path, library):
         assert "greet" not in h.kernel.tools
         with h.kernel.db.read() as conn:  # its migration never ran
             tables = conn.exec_driver_sql(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'hello_greetings'"
+                "SELECT count(*) FROM information_schema.tables"
+                " WHERE table_name = 'hello_greetings'"
                 if h.kernel.db.dialect == "postgresql"
                 else "SELECT count(*) FROM sqlite_master WHERE name = 'hello_greetings'"
             ).scalar_one()

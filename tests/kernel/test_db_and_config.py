@@ -154,9 +154,11 @@ def test_plugins_toml_errors_name_the_plugin_and_key(tmp_path, library):
         ("[surprise]\n", "unknown section"),
     ]
     for n, (toml, message) in enumerate(cases):
-        with pytest.raises(ConfigError, match=message):
-            with harness(tmp_path / str(n), ["hello"], plugins_toml=toml, library=library):
-                pass
+        with (
+            pytest.raises(ConfigError, match=message),
+            harness(tmp_path / str(n), ["hello"], plugins_toml=toml, library=library),
+        ):
+            pass
 
 
 @pytest.mark.db

@@ -160,7 +160,7 @@ def test_kill_9_mid_scan_then_restart_loses_nothing(tmp_path, library):
                     ).fetchone()
             except sqlite3.Error:
                 total = hashed = 0
-            if 0 < total and hashed < count:
+            if total > 0 and hashed < count:
                 interrupted_at = (total, hashed)
                 process.send_signal(signal.SIGKILL)
                 break
