@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from kernel.index import Stat
 from kernel.libraries import Library
@@ -43,20 +43,35 @@ class Ingest:
         """Mark a vanished file missing and tell plugins (no-op for unknown paths)."""
 
         def mark() -> FileRef | None:
+            ref = self.kernel.index.get(library.id, rel_path)
+            if ref is None:
+                return None
             with self.kernel.db.write() as conn:
-                row = conn.execute(
-                    select(files.c.id).where(
-                        files.c.library_id == library.id,
-                        files.c.rel_path == rel_path,
-                        files.c.status == "present",
-                    )
-                ).first()
-                if row is None:
-                    return None
-                ref = self.kernel.index.get_many([row.id])
-                self.kernel.index.mark_missing(conn, [row.id])
-            return ref[0] if ref else None
+                self.kernel.index.mark_missing(conn, [ref.id])
+            return ref
 
         ref = await asyncio.to_thread(mark)
         if ref is not None:
             await self.kernel.dispatch.notify("on_file_removed", file=ref)
+
+    async def remove_folder(self, library: Library, rel_dir: str) -> int:
+        """Mark every indexed file under a vanished folder missing; returns how many."""
+
+        def mark() -> list[FileRef]:
+            under = and_(
+                files.c.library_id == library.id,
+                files.c.status == "present",
+                files.c.rel_path >= rel_dir + "/",
+                files.c.rel_path < rel_dir + "0",
+            )
+            with self.kernel.db.read() as conn:
+                ids = list(conn.execute(select(files.c.id).where(under)).scalars())
+            refs = self.kernel.index.get_many(ids)
+            with self.kernel.db.write() as conn:
+                self.kernel.index.mark_missing(conn, ids)
+            return refs
+
+        refs = await asyncio.to_thread(mark)
+        for ref in refs:
+            await self.kernel.dispatch.notify("on_file_removed", file=ref)
+        return len(refs)

@@ -19,6 +19,7 @@ from watchfiles import Change, awatch
 from kernel.index import Stat
 from kernel.libraries import Library
 from kernel.mediatypes import media_type_for
+from kernel.scanner import walk
 
 if TYPE_CHECKING:
     from kernel.core import Kernel
@@ -60,20 +61,31 @@ class Watcher:
         return None
 
     async def handle(self, changes: set[tuple[Change, str]]) -> None:
-        """Apply one debounced batch of events to the index and fire hooks."""
-        removed_dirs = False
+        """Apply one debounced batch of events to the index and fire hooks.
+
+        A folder moved into a library arrives as one event for the folder, so a new
+        folder is walked; a folder that vanished takes its indexed files with it.
+        """
         touched: dict[str, tuple[Library, str]] = {}
         for change, path in changes:
             located = self._locate(path)
             if located is None:
                 continue
+            library, rel_path = located
             if change == Change.deleted:
                 if media_type_for(path) is None:
-                    removed_dirs = True  # a folder went away: let a full scan sort it out
+                    await self.kernel.ingest.remove_folder(library, rel_path)
                 else:
-                    await self.kernel.ingest.remove(*located)
+                    await self.kernel.ingest.remove(library, rel_path)
             elif media_type_for(path) is not None:
                 touched[path] = located
+            elif change == Change.added and os.path.isdir(path):
+                found = await asyncio.to_thread(lambda p=path: list(walk(p, frozenset())))
+                for stat in found:
+                    touched[os.path.join(path, stat.rel_path)] = (
+                        library,
+                        f"{rel_path}/{stat.rel_path}",
+                    )
         stable = await asyncio.gather(*(wait_until_stable(Path(p)) for p in touched))
         for (path, (library, rel_path)), st in zip(touched.items(), stable, strict=True):
             if st is None or not Path(path).is_file():
@@ -84,8 +96,6 @@ class Watcher:
             )
         if touched:
             await self.kernel.scanner.hash_backlog()
-        if removed_dirs:
-            await self.kernel.scanner.scan(full=True)
 
     async def run(self) -> None:
         roots = [str(lib.root) for lib in self.kernel.libraries]

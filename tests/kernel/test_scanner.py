@@ -175,3 +175,23 @@ def test_kill_9_mid_scan_then_restart_loses_nothing(tmp_path, library):
             "SELECT count(*), count(DISTINCT rel_path), count(content_hash) FROM files"
         ).fetchone()
     assert (total, distinct, hashed) == (count, count, count)
+
+
+def test_watcher_handles_folders_moved_in_and_out(tmp_path, library):
+    outside = tmp_path / "outside"
+    make_jpeg(outside / "trip" / "a.jpg")
+    make_jpeg(outside / "trip" / "day2" / "b.jpg")
+    make_jpeg(library / "old" / "c.jpg")
+    with harness(tmp_path) as h:
+        h.scan()
+        (outside / "trip").rename(library / "trip")
+        old = library / "old"
+        (old / "c.jpg").unlink()
+        old.rmdir()
+        h.run(
+            h.kernel.watcher.handle,
+            {(Change.added, str(library / "trip")), (Change.deleted, str(old))},
+        )
+        state = rows(h)
+        assert state["trip/a.jpg"].content_hash and state["trip/day2/b.jpg"].content_hash
+        assert state["old/c.jpg"].status == "missing"
