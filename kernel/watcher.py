@@ -99,6 +99,10 @@ class Watcher:
 
     async def run(self) -> None:
         roots = [str(lib.root) for lib in self.kernel.libraries]
+        missing = [root for root in roots if not os.path.isdir(root)]
+        if missing:
+            log.error("not watching: library folder(s) %s missing; periodic scans go on", missing)
+            return
         while not self.stop_event.is_set():
             try:
                 async for changes in awatch(

@@ -195,3 +195,14 @@ def test_watcher_handles_folders_moved_in_and_out(tmp_path, library):
         state = rows(h)
         assert state["trip/a.jpg"].content_hash and state["trip/day2/b.jpg"].content_hash
         assert state["old/c.jpg"].status == "missing"
+
+
+def test_missing_library_folder_stops_only_the_watcher(tmp_path, caplog):
+    library = tmp_path / "vanishing"
+    library.mkdir()
+    with harness(tmp_path, library=library) as h:
+        library.rmdir()  # an unmounted drive
+        h.run(h.kernel.watcher.run)
+        assert "not watching" in caplog.text
+        assert h.get("/health").status_code == 200
+        assert h.get("/photos").status_code == 404
