@@ -34,6 +34,16 @@ def split_rel_path(rel_path: str) -> tuple[str, str]:
     return parent, name
 
 
+def under_folder(rel_dir: str, recursive: bool) -> Any:
+    """WHERE clause for the files in a folder (or below it): index range scans only."""
+    if not recursive:
+        return files.c.parent_dir == rel_dir
+    if not rel_dir:
+        return files.c.id.isnot(None)
+    # "a/b/" <= rel_path < "a/b0": everything under a/b/ ("0" follows "/" in byte order)
+    return and_(files.c.rel_path >= rel_dir + "/", files.c.rel_path < rel_dir + "0")
+
+
 FILE_COLUMNS = (
     files.c.id,
     files.c.library_id,

@@ -129,6 +129,10 @@ class Harness:
             url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
         )
 
+    def patch(self, url: str, **kwargs: Any) -> Any:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.patch(url, headers=headers, **kwargs)
+
     def delete(self, url: str, **kwargs: Any) -> Any:
         return self.client.request(
             "DELETE", url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs

@@ -13,11 +13,11 @@ import secrets
 from typing import Any
 
 from litestar import Request, get
-from sqlalchemy import BigInteger, Select, and_, cast, func, select
+from sqlalchemy import BigInteger, Select, cast, func, select
 
 from kernel.core import Kernel
 from kernel.deps import CurrentUser, KernelDep
-from kernel.index import FILE_COLUMNS
+from kernel.index import FILE_COLUMNS, under_folder
 from kernel.libraries import PathRefused
 from kernel.tables import files
 from kernel.types import InvalidParameter, SearchQuery
@@ -34,16 +34,6 @@ MEDIA_TYPES = {
     "all": None,
 }
 MAX_LIMIT = 100_000
-
-
-def under_folder(rel_dir: str, recursive: bool) -> Any:
-    """WHERE clause for the files in a folder (or below it): index range scans only."""
-    if not recursive:
-        return files.c.parent_dir == rel_dir
-    if not rel_dir:
-        return files.c.id.isnot(None)
-    # "a/b/" <= rel_path < "a/b0": everything under a/b/ ("0" follows "/" in byte order)
-    return and_(files.c.rel_path >= rel_dir + "/", files.c.rel_path < rel_dir + "0")
 
 
 def _int_param(params: dict[str, str], name: str, default: int | None) -> int | None:

@@ -1,0 +1,29 @@
+"""SQLAlchemy Core descriptions of the tags plugin's tables (the schema is in migrations/).
+
+Tags are keyed to the kernel's file row (``files.id``), not to a path: a file that goes
+missing keeps its row, so its tags are still there when it comes back.
+"""
+
+from sqlalchemy import Column, Float, ForeignKey, Integer, MetaData, String, Table
+
+from kernel.tables import files
+
+metadata = MetaData()
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False),  # unique on lower(name)
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+tagged_photo = Table(
+    "tagged_photo",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tag_id", Integer, ForeignKey(tags.c.id, ondelete="CASCADE"), nullable=False),
+    Column("file_id", Integer, ForeignKey(files.c.id, ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
