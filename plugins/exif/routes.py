@@ -1,0 +1,64 @@
+"""``GET /image/metadata``: one file's facts, its EXIF, and every plugin's extras."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from litestar import get
+from litestar.exceptions import NotFoundException
+from litestar.params import FromQuery, QueryParameter
+
+from kernel.core import Kernel
+from kernel.deps import CurrentUser, KernelDep
+from kernel.libraries import PathRefused
+from kernel.routes.photos import merge_extras
+from plugins.exif import store
+
+
+async def file_metadata(
+    kernel: Kernel, library: str | int | None, path: str, user_id: int | None
+) -> dict[str, Any]:
+    """The metadata document of one indexed file (raises PathRefused / NotFound)."""
+    resolved = kernel.libraries.resolve(library, path)
+    if resolved.abs_path.is_dir():
+        raise PathRefused(400, "path is a folder; /photos lists folders")
+    ref = await asyncio.to_thread(kernel.index.get, resolved.library.id, resolved.rel_path)
+    if ref is None:
+        raise NotFoundException(f"{resolved.rel_path} is not indexed yet; try again shortly")
+    row = await asyncio.to_thread(store.load, kernel, ref.id)
+    entry: dict[str, Any] = {
+        "id": ref.id,
+        "path": ref.rel_path,
+        "library": ref.library_id,
+        "name": ref.name,
+        "size": ref.size,
+        "mtime": ref.mtime_ns / 1e9,
+        "media_type": ref.media_type,
+        "content_hash": ref.content_hash,
+    }
+    await merge_extras(kernel, [ref], [entry], user_id)
+    # After the extras: the full EXIF replaces the compact listing form of our own extra.
+    if row is None or ref.content_hash is None or row.content_hash != ref.content_hash:
+        entry.update(exif=None, exif_status="pending", exif_error=None, date_taken=None)
+    else:
+        entry.update(
+            exif=store.full_json(row),
+            exif_status=row.status,
+            exif_error=row.error,
+            date_taken=store.iso_date(row.date_taken, row.utc_offset_minutes),
+        )
+    return entry
+
+
+@get("/image/metadata", summary="A file's size, dates, EXIF and every plugin's extras")
+async def image_metadata(
+    kernel: KernelDep,
+    user: CurrentUser,
+    file_path: Annotated[str, QueryParameter(name="path")],
+    library: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    return await file_metadata(kernel, library, file_path, user.id)
+
+
+ROUTES = [image_metadata]

@@ -1,0 +1,175 @@
+"""Reading and writing ``image_exif`` rows, and turning them into JSON.
+
+Every function is synchronous; the routes, hooks and tools run them in worker threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Row, delete, select
+
+from kernel.core import Kernel
+from plugins.exif.geo import unit_vector
+from plugins.exif.model import ExifData
+from plugins.exif.tables import image_exif
+
+MAX_TEXT = 1000
+CHUNK = 10_000  # ids per IN (...) list: one query for any realistic page
+FIELDS = (
+    "camera_make",
+    "camera_model",
+    "lens",
+    "software",
+    "width",
+    "height",
+    "orientation",
+    "gps_lat",
+    "gps_lon",
+    "gps_alt",
+    "focal_length",
+    "aperture",
+    "exposure_time",
+    "exposure_seconds",
+    "iso",
+    "flash",
+    "date_taken",
+    "utc_offset_minutes",
+    "date_source",
+)
+TEXT_FIELDS = frozenset({"camera_make", "camera_model", "lens", "software", "exposure_time"})
+COMPACT_COLUMNS = (
+    image_exif.c.file_id,
+    image_exif.c.status,
+    image_exif.c.camera_make,
+    image_exif.c.camera_model,
+    image_exif.c.lens,
+    image_exif.c.width,
+    image_exif.c.height,
+    image_exif.c.orientation,
+    image_exif.c.gps_lat,
+    image_exif.c.gps_lon,
+    image_exif.c.gps_alt,
+    image_exif.c.date_taken,
+    image_exif.c.utc_offset_minutes,
+    image_exif.c.date_source,
+)
+
+
+def _clean_text(value: str | None) -> str | None:
+    """PostgreSQL refuses NUL characters in text; a 1000-character make is garbage anyway."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "").strip()[:MAX_TEXT]
+    return value or None
+
+
+def row_values(
+    file_id: int, content_hash: str, data: ExifData | None, error: str | None = None
+) -> dict[str, Any]:
+    """The ``image_exif`` row for one extraction: its fields, or a failure and its reason."""
+    row: dict[str, Any] = {name: None for name in FIELDS}
+    row.update(
+        file_id=file_id,
+        content_hash=content_hash,
+        status="failed" if data is None else "ok",
+        error=error[:MAX_TEXT] if error else None,
+        extracted_at=time.time(),
+        gps_x=None,
+        gps_y=None,
+        gps_z=None,
+        taken_utc=None,
+        taken_md=None,
+    )
+    if data is None:
+        return row
+    for name in FIELDS:
+        value = getattr(data, name)
+        row[name] = _clean_text(value) if name in TEXT_FIELDS else value
+    if data.gps_lat is not None and data.gps_lon is not None:
+        row["gps_x"], row["gps_y"], row["gps_z"] = unit_vector(data.gps_lat, data.gps_lon)
+    else:
+        row["gps_lat"] = row["gps_lon"] = row["gps_alt"] = None
+    when = data.date_taken
+    if when is not None:
+        row["taken_utc"] = when - timedelta(minutes=data.utc_offset_minutes or 0)
+        row["taken_md"] = when.month * 100 + when.day
+    return row
+
+
+def upsert(kernel: Kernel, rows: Sequence[dict[str, Any]]) -> None:
+    """Write extraction results in one transaction, replacing stale rows of the same files."""
+    if not rows:
+        return
+    statement = kernel.db.insert(image_exif)
+    updated = {c.name: statement.excluded[c.name] for c in image_exif.c if c.name != "file_id"}
+    statement = statement.on_conflict_do_update(index_elements=["file_id"], set_=updated)
+    with kernel.db.write() as conn:
+        conn.execute(statement, list(rows))
+
+
+def forget(kernel: Kernel, file_id: int) -> None:
+    with kernel.db.write() as conn:
+        conn.execute(delete(image_exif).where(image_exif.c.file_id == file_id))
+
+
+def load(kernel: Kernel, file_id: int) -> Row[Any] | None:
+    with kernel.db.read() as conn:
+        return conn.execute(select(image_exif).where(image_exif.c.file_id == file_id)).first()
+
+
+def load_compact(kernel: Kernel, file_ids: Sequence[int]) -> dict[int, Row[Any]]:
+    """The listing columns of many files (one query for any page up to 500 files)."""
+    found: dict[int, Row[Any]] = {}
+    with kernel.db.read() as conn:
+        for start in range(0, len(file_ids), CHUNK):
+            chunk = file_ids[start : start + CHUNK]
+            query = select(*COMPACT_COLUMNS).where(image_exif.c.file_id.in_(chunk))
+            found.update((row.file_id, row) for row in conn.execute(query))
+    return found
+
+
+def iso_date(when: datetime | None, offset_minutes: int | None) -> str | None:
+    """ISO-8601, with the UTC offset when the camera recorded one."""
+    if when is None:
+        return None
+    if offset_minutes is not None:
+        when = when.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    return when.isoformat()
+
+
+def gps_json(row: Any) -> dict[str, float | None] | None:
+    if row.gps_lat is None or row.gps_lon is None:
+        return None
+    return {"lat": row.gps_lat, "lon": row.gps_lon, "alt": row.gps_alt}
+
+
+def compact_json(row: Any) -> dict[str, Any]:
+    """What a listing shows of a file's EXIF: enough to caption, sort and map it."""
+    return {
+        "camera_make": row.camera_make,
+        "camera_model": row.camera_model,
+        "lens": row.lens,
+        "width": row.width,
+        "height": row.height,
+        "orientation": row.orientation,
+        "gps": gps_json(row),
+        "date_source": row.date_source,
+    }
+
+
+def full_json(row: Any) -> dict[str, Any]:
+    """Every field, plus the extraction state (``status``, ``error``, when, from what)."""
+    fields = {name: getattr(row, name) for name in FIELDS}
+    fields["date_taken"] = iso_date(row.date_taken, row.utc_offset_minutes)
+    fields["gps"] = gps_json(row)
+    fields.update(
+        status=row.status,
+        error=row.error,
+        extracted_at=row.extracted_at,
+        content_hash=row.content_hash,
+    )
+    return fields

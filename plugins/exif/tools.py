@@ -1,0 +1,142 @@
+"""LLM tools: read one photo's metadata, and find photos by camera, date and place.
+
+Errors a model can act on (a bad path, a bad date) come back as ``{"error": ...}``
+rather than exceptions, so the model can correct itself and call again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from litestar.exceptions import NotFoundException
+from sqlalchemy import func, select
+
+from kernel.core import Kernel
+from kernel.index import under_folder
+from kernel.libraries import PathRefused
+from kernel.tables import files
+from kernel.types import InvalidParameter, SearchQuery, Tool, ToolContext
+from plugins.exif import search, store
+from plugins.exif.routes import file_metadata
+from plugins.exif.tables import image_exif
+
+MAX_RESULTS = 500
+
+
+class MetadataParams(msgspec.Struct, forbid_unknown_fields=True):
+    """One file, by its path inside a library."""
+
+    path: str
+    library: str | int | None = None
+
+
+class SearchParams(msgspec.Struct, forbid_unknown_fields=True):
+    """Every filter is optional; the given ones must all match."""
+
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens: str | None = None
+    date_from: str | float | None = None  # ISO date/datetime or Unix seconds
+    date_to: str | float | None = None
+    gps_lat: float | None = None
+    gps_lon: float | None = None
+    gps_radius_km: float | None = None
+    path: str = ""
+    library: str | int | None = None
+    limit: int = 50
+
+
+def _error(exc: Exception) -> dict[str, str]:
+    if isinstance(exc, InvalidParameter):
+        return {"error": f"{exc.name}: {exc.reason}"}
+    if isinstance(exc, PathRefused):
+        return {"error": exc.detail}
+    return {"error": str(getattr(exc, "detail", exc))}
+
+
+async def get_photo_metadata(params: MetadataParams, ctx: ToolContext) -> dict[str, Any]:
+    try:
+        return await file_metadata(ctx.kernel, params.library, params.path, ctx.user_id)
+    except (PathRefused, NotFoundException) as exc:
+        return _error(exc)
+
+
+def _search(kernel: Kernel, params: SearchParams) -> dict[str, Any]:
+    raw = {
+        name: str(getattr(params, name))
+        for name in search.PARAMS
+        if getattr(params, name) is not None
+    }
+    folder = kernel.libraries.resolve(params.library, params.path)
+    if not folder.abs_path.is_dir():
+        raise PathRefused(400, "path must be a folder")
+    query = SearchQuery(raw, None, folder.library.id, folder.rel_path, True)
+    limit = min(max(params.limit, 1), MAX_RESULTS)
+    e = image_exif.c
+    source = files.join(image_exif, e.file_id == files.c.id)
+    where = [
+        files.c.library_id == folder.library.id,
+        files.c.status == "present",
+        files.c.error.is_(None),
+        under_folder(folder.rel_path, True),
+        e.status == "ok",
+        *search.exif_conditions(query),
+    ]
+    page = (
+        select(files.c.rel_path, files.c.library_id, files.c.media_type, *store.COMPACT_COLUMNS)
+        .select_from(source)
+        .where(*where)
+        .order_by(e.date_taken.desc().nulls_last(), files.c.id)
+        .limit(limit)
+    )
+    with kernel.db.read() as conn:
+        rows = conn.execute(page).all()
+        total = conn.execute(select(func.count()).select_from(source).where(*where)).scalar_one()
+    return {
+        "total": total,
+        "photos": [
+            {
+                "path": row.rel_path,
+                "library": row.library_id,
+                "media_type": row.media_type,
+                "date_taken": store.iso_date(row.date_taken, row.utc_offset_minutes),
+                "camera": " ".join(p for p in (row.camera_make, row.camera_model) if p) or None,
+                "gps": store.gps_json(row),
+            }
+            for row in rows
+        ],
+    }
+
+
+async def search_photos(params: SearchParams, ctx: ToolContext) -> dict[str, Any]:
+    try:
+        return await asyncio.to_thread(_search, ctx.kernel, params)
+    except (InvalidParameter, PathRefused) as exc:
+        return _error(exc)
+
+
+TOOLS = [
+    Tool(
+        name="get_photo_metadata",
+        description=(
+            "Read the metadata of one photo or video by its library path: capture date"
+            " (with UTC offset when known), camera, lens, exposure, size, GPS position,"
+            " and what other features know about it (tags, favourite)."
+        ),
+        params=MetadataParams,
+        call=get_photo_metadata,
+    ),
+    Tool(
+        name="search_photos",
+        description=(
+            "Find photos and videos by camera make/model or lens (case-insensitive), by"
+            " capture date range (ISO dates like 2019-04-12, datetimes, or Unix seconds),"
+            " and/or within gps_radius_km of gps_lat/gps_lon. Returns the newest first"
+            " (at most `limit`, up to 500) with their dates, plus the total match count."
+        ),
+        params=SearchParams,
+        call=search_photos,
+    ),
+]
