@@ -126,7 +126,7 @@ async def list_photos(request: Request, kernel: KernelDep, user: CurrentUser) ->
             unknown[0], "unknown parameter (is the plugin that provides it enabled?)"
         )
     sort = params.get("sort") or "NameAsc"
-    page = apply_sort(kernel, select(*FILE_COLUMNS, files.c.name).where(*where), sort, query, seed)
+    page = apply_sort(kernel, select(files.c.id).where(*where), sort, query, seed)
     if limit is not None:
         page = page.limit(limit)
     if offset:
@@ -134,12 +134,23 @@ async def list_photos(request: Request, kernel: KernelDep, user: CurrentUser) ->
     counting = select(func.count()).select_from(files).where(*where)
 
     def run() -> tuple[list[Any], int]:
+        # Order and page over ids alone (a narrow sort, even at offset 50,000), then read
+        # the page's rows; count only when the page does not already tell the total.
         with kernel.db.read() as conn:
-            rows = conn.execute(page).all()
-            total = (
-                conn.execute(counting).scalar_one() if limit is not None or offset else len(rows)
+            ids = list(conn.execute(page).scalars())
+            found = (
+                {
+                    row.id: row
+                    for row in conn.execute(
+                        select(*FILE_COLUMNS, files.c.name).where(files.c.id.in_(ids))
+                    )
+                }
+                if ids
+                else {}
             )
-        return rows, int(total)
+            short_page = limit is None or 0 < len(ids) < limit or (offset == 0 and not ids)
+            total = offset + len(ids) if short_page else conn.execute(counting).scalar_one()
+        return [found[i] for i in ids if i in found], int(total)
 
     rows, total = await asyncio.to_thread(run)
     refs = kernel.index.refs(rows)

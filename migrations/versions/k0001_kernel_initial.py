@@ -50,6 +50,9 @@ def upgrade() -> None:
     op.create_index("ix_files_name", "files", ["library_id", "name"])
     op.create_index("ix_files_content_hash", "files", ["content_hash"])
     op.create_index("ix_files_backlog", "files", ["status", "content_hash"])
+    # Covers the listing's own WHERE (present, not failed, under a folder), so counting a
+    # folder's files never reads the table.
+    op.create_index("ix_files_listed", "files", ["library_id", "status", "error", "rel_path"])
 
 
 def downgrade() -> None:
