@@ -1,0 +1,218 @@
+"""``POST /video/generate``, ``GET /video/stream``, ``GET /video/status`` and the segments.
+
+``/video/stream`` and ``/video/segment/...`` are public routes that check their own
+credentials: the stream takes the usual bearer token or the signed ``token`` of a
+playlist URL (a ``<video src>`` cannot send headers), the segments only the signed
+token. Until a caller has proven who it is, every failure is a 401, so a stranger cannot
+learn which paths exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import jwt
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from kernel.auth import decode_token, user_by_id
+from kernel.core import Kernel
+from kernel.deps import KernelDep
+from kernel.index import Stat
+from kernel.libraries import PathRefused
+from kernel.mediatypes import media_type_for
+from kernel.routes.serving import serve_file
+from kernel.types import FileRef, InvalidParameter
+
+from . import jobs, layout, tokens
+from .worker import HlsService
+
+M3U8 = "application/vnd.apple.mpegurl"
+SEGMENT_CACHE_SECONDS = 86400
+_POLL = 0.05
+
+
+class GenerateBody(msgspec.Struct):
+    path: str
+    library: str | int | None = None
+    retry: bool = False  # run a failed job again (a failure is kept until the file changes)
+
+
+def _service(kernel: Kernel) -> HlsService:
+    from . import service  # the registry lives beside the hooks
+
+    return service(kernel)
+
+
+async def _video(kernel: Kernel, library: str | int | None, path: str) -> FileRef:
+    """The indexed video at (library, path); a file on disk the scanner has not reached
+    yet is indexed now, so a just-copied clip plays at once."""
+    resolved = kernel.libraries.resolve(library, path)
+    if resolved.abs_path.is_dir():
+        raise PathRefused(400, "path is a folder, not a video")
+    if media_type_for(resolved.abs_path.name) != "video":
+        raise InvalidParameter("path", "not a video file")
+    ref = await asyncio.to_thread(kernel.index.get, resolved.library.id, resolved.rel_path)
+    if ref is None:
+        st = await asyncio.to_thread(resolved.abs_path.stat)
+        stat = Stat(resolved.rel_path, st.st_size, st.st_mtime_ns, "video")
+        ref = await kernel.ingest.add(resolved.library, stat)
+    if ref is None:
+        raise NotFoundException(f"{resolved.rel_path} could not be indexed")
+    return ref
+
+
+def _state(kernel: Kernel, ref: FileRef, job: jobs.Job | None) -> dict[str, Any]:
+    """The JSON clients get from generate and status."""
+    svc = _service(kernel)
+    settings = svc.settings
+    if job is None:
+        return {"path": ref.rel_path, "library": ref.library_id, "status": "none"}
+    duration = job.duration
+    fraction = min(1.0, job.processed / duration) if duration else None
+    if job.status == jobs.DONE:
+        fraction = 1.0
+    token = tokens.sign(kernel.config.secret_key, ref.id, settings.token_seconds)
+    query = urlencode({"path": ref.rel_path, "library": ref.library_id, "token": token})
+    return {
+        "path": ref.rel_path,
+        "library": ref.library_id,
+        "status": job.status,
+        "mode": job.mode,
+        "paused": svc.paused(ref.id),
+        "progress": {
+            "processed_seconds": round(job.processed, 3),
+            "duration_seconds": round(duration, 3) if duration is not None else None,
+            "fraction": round(fraction, 4) if fraction is not None else None,
+        },
+        "error": job.error,
+        "attempts": job.attempts,
+        "playlist_url": f"/video/stream?{query}" if job.status != jobs.FAILED else None,
+    }
+
+
+@post("/video/generate", summary="Queue the HLS rendition of a video (idempotent)")
+async def generate(kernel: KernelDep, data: JSONBody[GenerateBody]) -> Response[dict[str, Any]]:
+    ref = await _video(kernel, data.library, data.path)
+    svc = _service(kernel)
+    result = await svc.request(ref)
+    job, created = result.job, result.created
+    if data.retry and job.status == jobs.FAILED and await svc.renew(job, ref):
+        job = await asyncio.to_thread(jobs.get, kernel.db, ref.id) or job
+        created = True
+    body = _state(kernel, ref, job)
+    body["queued_now"] = created
+    return Response(body, status_code=202 if created else 200)
+
+
+@get("/video/status", summary="State and progress of a video's HLS rendition")
+async def status(
+    kernel: KernelDep,
+    file_path: Annotated[str, QueryParameter(name="path")],
+    library: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    ref = await _video(kernel, library, file_path)
+    job = await asyncio.to_thread(jobs.get, kernel.db, ref.id)
+    return _state(kernel, ref, job)
+
+
+async def _authorized_video(
+    request: Request, kernel: Kernel, library: str | None, path: str, token: str | None
+) -> FileRef:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, bearer = header.partition(" ")
+        try:
+            user_id = decode_token(kernel.config.secret_key, bearer.strip())
+        except (jwt.InvalidTokenError, ValueError):
+            raise NotAuthorizedException("invalid bearer token") from None
+        user = await asyncio.to_thread(user_by_id, kernel.db, user_id)
+        if scheme.lower() != "bearer" or user is None:
+            raise NotAuthorizedException("invalid bearer token")
+        return await _video(kernel, library, path)
+    if not token:
+        raise NotAuthorizedException("a bearer token or a signed playlist token is required")
+    try:
+        ref = await _video(kernel, library, path)
+    except (PathRefused, NotFoundException, InvalidParameter, OSError):
+        raise NotAuthorizedException("invalid or expired token") from None
+    if not tokens.verify(kernel.config.secret_key, ref.id, token):
+        raise NotAuthorizedException("invalid or expired token")
+    return ref
+
+
+@get(
+    "/video/stream",
+    summary="The HLS playlist of a video (waits briefly for its first segment)",
+    opt={"public": True},
+)
+async def stream(
+    request: Request,
+    kernel: KernelDep,
+    file_path: Annotated[str, QueryParameter(name="path")],
+    library: FromQuery[str | None] = None,
+    token: FromQuery[str | None] = None,
+) -> Response[Any]:
+    ref = await _authorized_video(request, kernel, library, file_path, token)
+    svc = _service(kernel)
+    job = (await svc.request(ref)).job
+    deadline = time.monotonic() + svc.settings.stream_wait_seconds
+    signed = tokens.sign(kernel.config.secret_key, ref.id, svc.settings.token_seconds)
+    while True:
+        if job.status == jobs.FAILED:
+            return Response(
+                {"status_code": 422, "detail": f"this video cannot be streamed: {job.error}"},
+                status_code=422,
+            )
+        if job.out_key and job.status in (jobs.RUNNING, jobs.DONE):
+            directory = layout.run_dir(svc.root, ref.id, job.out_key)
+            text = await asyncio.to_thread(
+                layout.render,
+                directory,
+                f"segment/{ref.id}/{job.out_key}/",
+                f"token={signed}",
+                svc.settings.segment_seconds * 2,
+            )
+            if text is not None:
+                return Response(text, media_type=M3U8, headers={"Cache-Control": "no-cache"})
+            if job.status == jobs.DONE:
+                await svc.renew(job, ref)  # finished, but its files are gone
+        if time.monotonic() >= deadline:
+            return Response(
+                {"status_code": 503, "detail": f"the rendition is {job.status}; retry shortly"},
+                status_code=503,
+                headers={"Retry-After": "2"},
+            )
+        await asyncio.sleep(_POLL)
+        found = await asyncio.to_thread(jobs.get, kernel.db, ref.id)
+        job = found if found is not None else (await svc.request(ref)).job
+
+
+@get(
+    "/video/segment/{file_id:int}/{key:str}/{name:str}",
+    summary="One HLS segment (public: checks the signed token of its playlist)",
+    opt={"public": True},
+    include_in_schema=True,
+)
+async def segment(
+    request: Request,
+    kernel: KernelDep,
+    file_id: FromPath[int],
+    key: FromPath[str],
+    name: FromPath[str],
+    token: FromQuery[str | None] = None,
+) -> Any:
+    if not tokens.verify(kernel.config.secret_key, file_id, token):
+        raise NotAuthorizedException("invalid or expired token")
+    path = layout.segment_path(kernel.config.video_path, file_id, key, name)
+    if path is None or not await asyncio.to_thread(path.is_file):
+        raise NotFoundException("no such segment")
+    return serve_file(request, path, layout.media_type(name), cache_seconds=SEGMENT_CACHE_SECONDS)
+
+
+ROUTES = [generate, status, stream, segment]
