@@ -24,6 +24,21 @@ class InvalidParameter(Exception):
         self.reason = reason
 
 
+def parse_count(name: str, raw: str | None, *, maximum: int | None = None) -> int | None:
+    """A non-negative integer query parameter (``limit``, ``offset``, ...), or None."""
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidParameter(name, f"not an integer: {raw!r}") from None
+    if value < 0:
+        raise InvalidParameter(name, "must not be negative")
+    if maximum is not None and value > maximum:
+        raise InvalidParameter(name, f"at most {maximum}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class FileRef:
     """One row of the kernel's file index, as plugins see it.

@@ -20,7 +20,7 @@ from kernel.deps import CurrentUser, KernelDep
 from kernel.index import FILE_COLUMNS, under_folder
 from kernel.libraries import PathRefused
 from kernel.tables import files
-from kernel.types import InvalidParameter, SearchQuery
+from kernel.types import InvalidParameter, SearchQuery, parse_count
 
 KERNEL_PARAMS = frozenset(
     {"path", "library", "recursive", "sort", "media_type", "limit", "offset", "seed"}
@@ -34,19 +34,6 @@ MEDIA_TYPES = {
     "all": None,
 }
 MAX_LIMIT = 100_000
-
-
-def _int_param(params: dict[str, str], name: str, default: int | None) -> int | None:
-    raw = params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidParameter(name, f"not an integer: {raw!r}") from None
-    if value < 0:
-        raise InvalidParameter(name, "must not be negative")
-    return value
 
 
 def shuffle_key(seed: int) -> Any:
@@ -99,13 +86,11 @@ async def list_photos(request: Request, kernel: KernelDep, user: CurrentUser) ->
         raise InvalidParameter(
             "media_type", f"unknown media type {params['media_type']!r} (Photo, Video or All)"
         )
-    limit = _int_param(params, "limit", None)
-    offset = _int_param(params, "offset", 0) or 0
-    seed = _int_param(params, "seed", None)
+    limit = parse_count("limit", params.get("limit"), maximum=MAX_LIMIT)
+    offset = parse_count("offset", params.get("offset")) or 0
+    seed = parse_count("seed", params.get("seed"))
     if seed is None:
         seed = secrets.randbelow(2**31)
-    if limit is not None and limit > MAX_LIMIT:
-        raise InvalidParameter("limit", f"at most {MAX_LIMIT}")
 
     contributions = kernel.dispatch.collect("search_filters", query=query)
     consumed = set(KERNEL_PARAMS)

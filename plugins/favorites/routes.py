@@ -13,7 +13,7 @@ from litestar import delete, get, post
 from litestar.params import FromQuery, JSONBody
 
 from kernel.deps import CurrentUser, KernelDep
-from kernel.types import InvalidParameter
+from kernel.types import parse_count
 
 from . import store
 
@@ -25,20 +25,6 @@ class FavoriteBody(msgspec.Struct):
     library: str | int | None = None
 
 
-def _count(name: str, raw: str | None) -> int | None:
-    if raw in (None, ""):
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidParameter(name, f"not an integer: {raw!r}") from None
-    if value < 0:
-        raise InvalidParameter(name, "must not be negative")
-    if value > MAX_LIMIT and name == "limit":
-        raise InvalidParameter(name, f"at most {MAX_LIMIT}")
-    return value
-
-
 @get("/favorites", summary="The caller's favourite files, newest first")
 async def list_favorites(
     kernel: KernelDep,
@@ -48,8 +34,8 @@ async def list_favorites(
     offset: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     library_id = kernel.libraries.get(library).id if library else None
-    page_size = _count("limit", limit)
-    skip = _count("offset", offset) or 0
+    page_size = parse_count("limit", limit, maximum=MAX_LIMIT)
+    skip = parse_count("offset", offset) or 0
     entries, total = await asyncio.to_thread(
         store.listing, kernel, user.id, library_id, page_size, skip
     )
