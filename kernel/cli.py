@@ -27,8 +27,15 @@ def _config() -> Config:
         raise click.ClickException(str(exc)) from exc
 
 
-def _kernel(config: Config | None = None, *, demo: bool = False) -> Kernel:
-    """The kernel for a command; without BASE_PATH the demo library is the default one."""
+def command_kernel(
+    config: Config | None = None,
+    *,
+    demo: bool = False,
+    only: list[str] | None = None,
+    migrate: bool = False,
+) -> Kernel:
+    """The kernel for a command (ours or a plugin's ``cli_commands``): without BASE_PATH
+    the demo library is the default one, as for ``imageapi serve``."""
     config = config or _config()
     default_library = None
     if config.base_path is None:
@@ -38,9 +45,12 @@ def _kernel(config: Config | None = None, *, demo: bool = False) -> Kernel:
         else:
             default_library.mkdir(parents=True, exist_ok=True)
     try:
-        return Kernel(config, default_library=default_library)
+        kernel = Kernel(config, only=only, default_library=default_library)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    if migrate:
+        kernel.migrate()
+    return kernel
 
 
 def _read_password(password_stdin: bool, confirm: bool = True) -> str:
@@ -68,7 +78,7 @@ def serve(no_scan: bool) -> None:
 
     config = _config()
     logging.getLogger().setLevel(config.log_level)
-    kernel = _kernel(config, demo=True)
+    kernel = command_kernel(config, demo=True)
     kernel.migrate()
     if count_users(kernel.db) == 0:
         password = secrets.token_urlsafe(12)
@@ -97,7 +107,7 @@ def serve(no_scan: bool) -> None:
 @click.option("--full/--quick", default=True, help="Walk everything (default) or recent files.")
 def scan(full: bool) -> None:
     """Scan the libraries once, hash new files and run every plugin's backlog."""
-    kernel = _kernel()
+    kernel = command_kernel()
     kernel.migrate()
     bars: dict[str, object] = {}
 
@@ -137,7 +147,7 @@ def user() -> None:
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_add(name: str, password_stdin: bool) -> None:
-    kernel = _kernel()
+    kernel = command_kernel()
     kernel.migrate()
     try:
         created = create_user(kernel.db, name, _read_password(password_stdin))
@@ -148,7 +158,7 @@ def user_add(name: str, password_stdin: bool) -> None:
 
 @user.command("list")
 def user_list() -> None:
-    kernel = _kernel()
+    kernel = command_kernel()
     kernel.migrate()
     for row in list_users(kernel.db):
         click.echo(f"{row.id}\t{row.username}")
@@ -158,7 +168,7 @@ def user_list() -> None:
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_passwd(name: str, password_stdin: bool) -> None:
-    kernel = _kernel()
+    kernel = command_kernel()
     kernel.migrate()
     try:
         store_password(kernel.db, name, _read_password(password_stdin))
@@ -202,7 +212,7 @@ def _branch(kernel: Kernel, name: str) -> migrate.Branch:
 @click.argument("plugin", required=False)
 def db_upgrade(plugin: str | None) -> None:
     """Upgrade the kernel and every enabled plugin, or just PLUGIN."""
-    kernel = _kernel()
+    kernel = command_kernel()
     branches = [_branch(kernel, plugin)] if plugin else kernel.migration_branches()
     for branch in branches:
         migrate.upgrade(kernel.db, branch)
@@ -214,7 +224,7 @@ def db_upgrade(plugin: str | None) -> None:
 @click.option("--revision", default="base", show_default=True)
 def db_downgrade(plugin: str, revision: str) -> None:
     """Downgrade one plugin's branch (to base: its tables are dropped)."""
-    kernel = _kernel()
+    kernel = command_kernel()
     branch = _branch(kernel, plugin)
     migrate.downgrade(kernel.db, branch, revision)
     click.echo(f"{branch.name}: {migrate.current(kernel.db, branch) or 'base'}")
@@ -223,7 +233,7 @@ def db_downgrade(plugin: str, revision: str) -> None:
 @db.command("current")
 def db_current() -> None:
     """The revision of every branch and its head."""
-    kernel = _kernel()
+    kernel = command_kernel()
     for branch in kernel.migration_branches():
         now = migrate.current(kernel.db, branch) or "base"
         click.echo(f"{branch.name:<14} {now:<14} head {migrate.head(branch)}")

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from kernel.app import create_app
-from kernel.auth import create_user, issue_token
+from kernel.auth import create_user, issue_token, list_users
 from kernel.config import Config, load_config
 from kernel.core import Kernel
 from kernel.scanner import ScanReport
@@ -175,7 +175,8 @@ def harness(
         config = make_config(tmp_path, url, library=library, plugins_toml=plugins_toml, env=env)
         kernel = Kernel(config, only=list(plugins), extra_plugins=extra_plugins)
         app = create_app(kernel, background=background)
-        user = create_user(kernel.db, "tester", "password-123")
+        existing = next((u for u in list_users(kernel.db) if u.username == "tester"), None)
+        user = existing or create_user(kernel.db, "tester", "password-123")
         token = issue_token(config.secret_key, user.id)
         with TestClient(app=app, raise_server_exceptions=False) as client:
             yield Harness(app, kernel, client, library, token)

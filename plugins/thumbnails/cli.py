@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 import click
 
-from kernel.config import ConfigError, load_config
+from kernel.cli import command_kernel
 from kernel.core import Kernel
 
 from . import store
@@ -24,17 +24,7 @@ CHUNK = 500
 
 def open_kernel() -> Kernel:
     """The kernel for a command, with the same default library as ``imageapi serve``."""
-    try:
-        config = load_config()
-        default_library = None
-        if config.base_path is None:
-            default_library = config.data_dir / "demo-library"
-            default_library.mkdir(parents=True, exist_ok=True)
-        kernel = Kernel(config, only=["thumbnails"], default_library=default_library)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    kernel.migrate()
-    return kernel
+    return command_kernel(only=["thumbnails"], migrate=True)
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:

@@ -300,8 +300,8 @@ def main() -> None:
         row(f"{label}: imageapi ingest", len(paths), *best(runs))
 
     cpu_ratio = floor_s[1] / ours_s[1]
-    print(f"\nJPEG ingest / floor: {floor_s[0] / ours_s[0]:.2f} by wall time,"
-          f" {cpu_ratio:.2f} by CPU time (goal >= 0.90)")  # fmt: skip
+    print(f"\nJPEG ingest / floor: {floor_s[0] / ours_s[0]:.3f} by wall time,"
+          f" {cpu_ratio:.3f} by CPU time (goal >= 0.90)")  # fmt: skip
     if not args.keep:
         shutil.rmtree(base, ignore_errors=True)
 
