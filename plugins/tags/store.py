@@ -21,7 +21,7 @@ from kernel.libraries import PathRefused
 from kernel.tables import files
 from kernel.types import FileRef, InvalidParameter
 
-from .tables import tagged_photo, tags
+from .tables import name_key, tagged_photo, tags
 
 MAX_NAME_LENGTH = 255
 MAX_BATCH_PATHS = 5_000
@@ -99,7 +99,7 @@ def indexed_ids(conn: Connection, library_id: int, rel_paths: Sequence[str]) -> 
 
 
 def find_by_name(conn: Connection, name: str, *, other_than: int | None = None) -> Any:
-    query = select(*TAG_COLUMNS).where(func.lower(tags.c.name) == func.lower(literal(name)))
+    query = select(*TAG_COLUMNS).where(tags.c.name_key == name_key(name))
     if other_than is not None:
         query = query.where(tags.c.id != other_than)
     return conn.execute(query).first()
@@ -127,7 +127,7 @@ def ensure_tag(kernel: Kernel, conn: Connection, name: str, now: float) -> Any:
     # ON CONFLICT covers a concurrent creator on PostgreSQL (SQLite writers take turns).
     conn.execute(
         kernel.db.insert(tags)
-        .values(name=name, created_at=now, updated_at=now)
+        .values(name=name, name_key=name_key(name), created_at=now, updated_at=now)
         .on_conflict_do_nothing()
     )
     return find_by_name(conn, name)
@@ -294,7 +294,9 @@ def rename(kernel: Kernel, tag_id: int, raw_name: object) -> dict[str, Any]:
             if other is not None:
                 raise TagNameTaken(detail=f"another tag is already called {other.name!r}")
             conn.execute(
-                update(tags).where(tags.c.id == tag_id).values(name=name, updated_at=time.time())
+                update(tags)
+                .where(tags.c.id == tag_id)
+                .values(name=name, name_key=name_key(name), updated_at=time.time())
             )
             row = conn.execute(select(*TAG_COLUMNS).where(tags.c.id == tag_id)).one()
     except IntegrityError:  # a concurrent rename won the race on PostgreSQL

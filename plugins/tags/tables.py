@@ -4,6 +4,8 @@ Tags are keyed to the kernel's file row (``files.id``), not to a path: a file th
 missing keeps its row, so its tags are still there when it comes back.
 """
 
+import unicodedata
+
 from sqlalchemy import Column, Float, ForeignKey, Integer, MetaData, String, Table
 
 from kernel.tables import files
@@ -14,7 +16,8 @@ tags = Table(
     "tags",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("name", String(255), nullable=False),  # unique on lower(name)
+    Column("name", String(255), nullable=False),
+    Column("name_key", String(255), nullable=False, unique=True),  # name_key(name)
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
@@ -27,3 +30,8 @@ tagged_photo = Table(
     Column("file_id", Integer, ForeignKey(files.c.id, ondelete="CASCADE"), nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+
+def name_key(name: str) -> str:
+    """The form two tag names are compared in: NFC, Unicode case-folded."""
+    return unicodedata.normalize("NFC", name).casefold()

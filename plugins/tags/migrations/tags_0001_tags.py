@@ -18,11 +18,13 @@ def upgrade() -> None:
         "tags",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("name_key", sa.String(255), nullable=False),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("updated_at", sa.Float, nullable=False),
     )
-    # "Beach" and "beach" are one tag, on SQLite and PostgreSQL alike.
-    op.create_index("uq_tags_name_lower", "tags", [sa.text("lower(name)")], unique=True)
+    # "Beach" and "beach" (and "Ålesund" and "ÅLESUND") are one tag: name_key is the
+    # Unicode case-folded name, computed in Python because SQLite's lower() folds ASCII only.
+    op.create_index("uq_tags_name_key", "tags", ["name_key"], unique=True)
     op.create_table(
         "tagged_photo",
         sa.Column("id", sa.Integer, primary_key=True),

@@ -190,3 +190,18 @@ def test_delete_a_tag_everywhere(h):
 def test_routes_need_a_token(h):
     assert h.client.get("/image/tags/all").status_code == 401
     assert h.client.post("/image/tags", json={"path": "a.jpg", "tag_name": "x"}).status_code == 401
+
+
+def test_tag_names_match_regardless_of_case_beyond_ascii(tmp_path, library):
+    make_jpeg(library / "a.jpg")
+    make_jpeg(library / "b.jpg")
+    with harness(tmp_path, ["tags"]) as h:
+        h.scan()
+        first = h.post("/image/tags", json={"path": "a.jpg", "tag_name": "Ålesund"}).json()
+        second = h.post("/image/tags", json={"path": "b.jpg", "tag_name": "ÅLESUND"}).json()
+        assert first["id"] == second["id"] and second["name"] == "Ålesund"
+        (tag,) = h.get("/image/tags/all").json()
+        assert tag["count"] == 2
+        other = h.post("/image/tags", json={"path": "a.jpg", "tag_name": "Oslo"}).json()
+        clash = h.patch(f"/image/tags/{other['id']}", json={"name": "ålesund"})
+        assert clash.status_code == 409
