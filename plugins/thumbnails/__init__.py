@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 from litestar.exceptions import NotFoundException
+from PIL import Image
 
 from kernel import InvalidParameter, RenderResult, hookimpl
 from kernel.types import FileRef
@@ -79,6 +80,8 @@ def cli_commands(cli: click.Group) -> None:
 
 @hookimpl
 async def on_startup(kernel: Kernel) -> None:
+    settings: ThumbnailSettings = kernel.settings_for("thumbnails")
+    Image.MAX_IMAGE_PIXELS = int(settings.max_megapixels * 1_000_000)
     service(kernel)
     roots = [kernel.config.thumbnails, kernel.config.gifs_directory]
     kernel.spawn_background(

@@ -26,3 +26,7 @@ class ThumbnailSettings(msgspec.Struct, forbid_unknown_fields=True):
     gif_frames: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
     gif_fps: Annotated[float, msgspec.Meta(gt=0, le=50)] = 2.0
     cache_seconds: Annotated[int, msgspec.Meta(ge=0)] = 86400
+    #: the largest picture decoded, in megapixels; bigger ones are refused as decompression
+    #: bombs. Pillow's own default is 89.5 (it errors at twice that); 100 MP medium-format
+    #: cameras and panoramas need more. Process-wide (Pillow's MAX_IMAGE_PIXELS).
+    max_megapixels: Annotated[float, msgspec.Meta(gt=0, le=2000)] = 179.0

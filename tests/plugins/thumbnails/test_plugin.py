@@ -191,3 +191,16 @@ def test_fifty_concurrent_requests_render_once(tmp_path: Path, media) -> None:
         made_at = path.stat().st_mtime_ns
         assert get_image(h, "big.jpg", size="thumb").status_code == 200
         assert path.stat().st_mtime_ns == made_at and state(h, "big.jpg").attempts == 1
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_max_megapixels_refuses_bigger_pictures(tmp_path, library):
+    Image.new("RGB", (1500, 1000), (10, 120, 200)).save(library / "wide.png")
+    toml = "[plugins.thumbnails]\nmax_megapixels = 1\n"
+    with harness(tmp_path, ["thumbnails"], plugins_toml=toml) as h:
+        h.scan()
+        refused = h.get("/image", params={"path": "wide.png", "size": "thumb"})
+        assert refused.status_code == 404 and "decompression bomb" in refused.json()["detail"]
+    with harness(tmp_path / "default", ["thumbnails"], library=library) as h:
+        h.scan()
+        assert h.get("/image", params={"path": "wide.png", "size": "thumb"}).status_code == 200
