@@ -4,7 +4,7 @@ Plugins reference ``files`` in their queries (joins, EXISTS filters, backlog ant
 and point their foreign keys at ``files.id``.
 """
 
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Float, ForeignKey, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -36,3 +36,15 @@ files = Table(
     Column("hashed_at", Float),
     Column("missing_since", Float),
 )
+
+
+def file_key_column() -> Column[int]:
+    """``file_id`` as the primary key of a plugin table holding one row per file
+    (EXIF, thumbnail state, HLS job): it follows the kernel's row and goes with it."""
+    return Column(
+        "file_id",
+        Integer,
+        ForeignKey(files.c.id, ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )

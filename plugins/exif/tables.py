@@ -20,7 +20,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
-    ForeignKey,
     Integer,
     MetaData,
     SmallInteger,
@@ -29,20 +28,14 @@ from sqlalchemy import (
     Text,
 )
 
-from kernel.tables import files
+from kernel.tables import file_key_column
 
 metadata = MetaData()
 
 image_exif = Table(
     "image_exif",
     metadata,
-    Column(
-        "file_id",
-        Integer,
-        ForeignKey(files.c.id, ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    file_key_column(),
     Column("content_hash", String(64), nullable=False),
     Column("status", String(8), nullable=False),  # "ok" | "failed"
     Column("error", Text),

@@ -22,7 +22,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Float,
-    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -37,19 +36,13 @@ from sqlalchemy import (
 
 from kernel.db import Database
 from kernel.index import FILE_COLUMNS
-from kernel.tables import files
+from kernel.tables import file_key_column, files
 
 metadata = MetaData()
 hls_jobs = Table(
     "hls_jobs",
     metadata,
-    Column(
-        "file_id",
-        Integer,
-        ForeignKey(files.c.id, ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    file_key_column(),
     Column("status", String(8), nullable=False),
     Column("priority", Integer, nullable=False),
     Column("source_size", BigInteger, nullable=False),

@@ -22,7 +22,6 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Float,
-    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -38,20 +37,14 @@ from sqlalchemy import (
 
 from kernel.db import Database
 from kernel.index import FILE_COLUMNS
-from kernel.tables import files
+from kernel.tables import file_key_column, files
 from kernel.types import FileRef
 
 metadata = MetaData()
 thumbnails = Table(
     "thumbnails",
     metadata,
-    Column(
-        "file_id",
-        Integer,
-        ForeignKey(files.c.id, ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    file_key_column(),
     Column("content_hash", String(64)),
     Column("source_size", BigInteger, nullable=False),
     Column("source_mtime_ns", BigInteger, nullable=False),
