@@ -13,6 +13,7 @@ from kernel.types import (
     SearchFilter,
     SearchQuery,
     SearchSort,
+    SortPlan,
     Tool,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "SearchFilter",
     "SearchQuery",
     "SearchSort",
+    "SortPlan",
     "Tool",
     "hookimpl",
     "hookspec",

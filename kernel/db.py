@@ -21,6 +21,11 @@ from sqlalchemy.pool import StaticPool
 
 _WRITE_OPTION = "imageapi_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Reads through a memory map share the OS page cache between pooled connections instead
+# of copying pages into each connection's 2 MB cache: an index lookup into ``files`` for
+# each of 20,000 matches costs half as much. Address space only; 64-bit hosts have plenty.
+SQLITE_MMAP_BYTES = 1 << 30
+SQLITE_CACHE_KIB = 32 * 1024  # per connection, grown only as pages are used
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -34,6 +39,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

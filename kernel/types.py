@@ -135,23 +135,64 @@ class SearchFilter:
 
     ``where`` clauses are ANDed with every other filter; they may reference the kernel's
     ``files`` table (``kernel.tables.files``) and correlate to it (EXISTS subqueries).
+    Write them as sets (``files.id IN (SELECT file_id ... WHERE <indexed condition>)``):
+    the COUNT, and a page with few matches, start from them.
+
+    ``probe``, when given, is the same condition written as a test of one row (a
+    correlated EXISTS on the plugin's key). A page with many matches walks an index in
+    sort order and tests row after row until it is full; there the kernel uses ``probe``
+    instead of ``where``, which saves building the whole matching set (20,000 ids) to
+    read the first hundred.
     """
 
     params: frozenset[str]
     where: Sequence[ColumnElement[bool]] = ()
+    probe: Sequence[ColumnElement[bool]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SortPlan:
+    """What the kernel knows when a sort part builds its statement.
+
+    ``matches`` is the listing's total (every filter applied). ``walk_index`` is the
+    kernel's advice: with this many matches, walking an index in sort order and stopping
+    once the page is full beats joining and sorting every match, so a part that can should
+    drive its query from its own table (``kernel.listing.drive_from``). With few matches
+    (a folder, a selective filter) the part should join onto ``files`` and let the
+    database sort them.
+    """
+
+    matches: int
+    walk_index: bool
+
+
+SortPart = Callable[["Select[Any]", SearchQuery, SortPlan], "Select[Any]"]
 
 
 @dataclass(frozen=True)
 class SearchSort:
     """A named sort (``sort=NAME``) a plugin offers to ``/photos``.
 
-    ``apply`` receives the kernel's select over ``files`` and returns it with the joins and
-    ORDER BY the sort needs; the kernel appends ``files.id`` as the final tie-breaker so
-    paging is stable.
+    A sort is one or more parts listed one after another: ``apply`` first, then each of
+    ``then``. Every part receives the kernel's select of ``files.id`` (all filters in its
+    WHERE) and returns it narrowed to its stretch of the listing, joined and ordered.
+    Splitting lets a part walk a plugin index in order — dated files by ``date_taken`` —
+    and leave the rest (undated files) to the next part, instead of sorting every file by
+    a nullable outer-joined column.
+
+    Parts must not overlap, must together cover every match, and must each end their
+    ORDER BY with a unique column (``files.id``) so pages are stable. The kernel pages
+    across them: it runs the part a page starts in with LIMIT/OFFSET and counts a part
+    only when a page starts beyond its end.
     """
 
     name: str
-    apply: Callable[[Select[Any], SearchQuery], Select[Any]]
+    apply: SortPart
+    then: Sequence[SortPart] = ()
+
+    @property
+    def parts(self) -> tuple[SortPart, ...]:
+        return (self.apply, *self.then)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The kernel owns the path, media type, paging and the ``NameAsc`` / ``NameDesc`` /
 ``Shuffle`` sorts; every other filter comes from ``search_filters`` and every other sort
-from ``search_sorts``. Everything is one SQL query plus one COUNT — no per-row Python.
+from ``search_sorts``. ``kernel.listing`` runs them as SQL: a COUNT and a page of ids
+(one query per sort part the page touches), then one query for the page's rows.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import secrets
 from typing import Any
 
 from litestar import Request, get
-from sqlalchemy import BigInteger, Select, cast, func, select
+from sqlalchemy import select
 
 from kernel.core import Kernel
 from kernel.deps import CurrentUser, KernelDep
 from kernel.index import FILE_COLUMNS, under_folder
 from kernel.libraries import PathRefused
+from kernel.listing import kernel_sorts, list_page
 from kernel.tables import files
 from kernel.types import InvalidParameter, SearchQuery, parse_count
 
@@ -34,31 +36,6 @@ MEDIA_TYPES = {
     "all": None,
 }
 MAX_LIMIT = 100_000
-
-
-def shuffle_key(seed: int) -> Any:
-    """A deterministic pseudo-random order from (id, seed): stable across pages, different
-    per seed. Quadratic mixing modulo a prime below 2**31 stays inside 64-bit integers."""
-    prime = 2147483629
-    seed = (seed * 1103515245 + 12345) % prime  # spread nearby seeds far apart
-    mixed = (cast(files.c.id, BigInteger) * 48271 + seed) % prime
-    return (mixed * mixed + seed) % prime
-
-
-def apply_sort(
-    kernel: Kernel, stmt: Select[Any], sort: str, query: SearchQuery, seed: int
-) -> Select[Any]:
-    if sort == "NameAsc":
-        return stmt.order_by(files.c.name, files.c.id)
-    if sort == "NameDesc":
-        return stmt.order_by(files.c.name.desc(), files.c.id.desc())
-    if sort == "Shuffle":
-        return stmt.order_by(shuffle_key(seed), files.c.id)
-    plugin_sort = kernel.sorts.get(sort)
-    if plugin_sort is None:
-        known = ", ".join(["NameAsc", "NameDesc", "Shuffle", *sorted(kernel.sorts)])
-        raise InvalidParameter("sort", f"unknown sort {sort!r} (known: {known})")
-    return plugin_sort.apply(stmt, query).order_by(files.c.id)
 
 
 def list_subfolders(abs_dir: str, rel_dir: str) -> list[str]:
@@ -102,27 +79,28 @@ async def list_photos(request: Request, kernel: KernelDep, user: CurrentUser) ->
     ]
     if MEDIA_TYPES[media_raw]:
         where.append(files.c.media_type == MEDIA_TYPES[media_raw])
+    probing = list(where)
     for contribution in contributions:
         consumed |= contribution.params
         where.extend(contribution.where)
+        probing.extend(contribution.where if contribution.probe is None else contribution.probe)
     unknown = sorted(k for k in params if k not in consumed and not k.startswith("_"))
     if unknown:
         raise InvalidParameter(
             unknown[0], "unknown parameter (is the plugin that provides it enabled?)"
         )
     sort = params.get("sort") or "NameAsc"
-    page = apply_sort(kernel, select(files.c.id).where(*where), sort, query, seed)
-    if limit is not None:
-        page = page.limit(limit)
-    if offset:
-        page = page.offset(offset)
-    counting = select(func.count()).select_from(files).where(*where)
+    sorts = {**kernel_sorts(seed), **kernel.sorts}
+    if sort not in sorts:
+        known = ", ".join(["NameAsc", "NameDesc", "Shuffle", *sorted(kernel.sorts)])
+        raise InvalidParameter("sort", f"unknown sort {sort!r} (known: {known})")
 
     def run() -> tuple[list[Any], int]:
         # Order and page over ids alone (a narrow sort, even at offset 50,000), then read
-        # the page's rows; count only when the page does not already tell the total.
+        # the page's rows.
         with kernel.db.read() as conn:
-            ids = list(conn.execute(page).scalars())
+            page = list_page(conn, where, probing, sorts[sort], query, limit, offset)
+            ids = page.ids
             found = (
                 {
                     row.id: row
@@ -133,9 +111,7 @@ async def list_photos(request: Request, kernel: KernelDep, user: CurrentUser) ->
                 if ids
                 else {}
             )
-            short_page = limit is None or 0 < len(ids) < limit or (offset == 0 and not ids)
-            total = offset + len(ids) if short_page else conn.execute(counting).scalar_one()
-        return [found[i] for i in ids if i in found], int(total)
+        return [found[i] for i in ids if i in found], page.total
 
     rows, total = await asyncio.to_thread(run)
     refs = kernel.index.refs(rows)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-from sqlalchemy import exists, false
+from sqlalchemy import exists, false, select
 
 from kernel import SearchFilter, SearchQuery, Tool, hookimpl
 from kernel.core import Kernel
@@ -61,7 +61,13 @@ def search_filters(query: SearchQuery) -> SearchFilter | None:
     mine = exists().where(
         store.favorites.c.file_id == file_rows.c.id, store.favorites.c.user_id == query.user_id
     )
-    return SearchFilter(params=frozenset({"favorites"}), where=[mine if wanted else ~mine])
+    if wanted:
+        # Counted from the user's favourites (an index range), probed per file on a walk.
+        chosen = select(store.favorites.c.file_id).where(store.favorites.c.user_id == query.user_id)
+        return SearchFilter(
+            params=frozenset({"favorites"}), where=[file_rows.c.id.in_(chosen)], probe=[mine]
+        )
+    return SearchFilter(params=frozenset({"favorites"}), where=[~mine])
 
 
 @hookimpl

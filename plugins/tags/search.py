@@ -11,10 +11,18 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select
 
 from kernel.core import Kernel
+from kernel.listing import drive_from, walk_index
 from kernel.tables import files
-from kernel.types import FileRef, InvalidParameter, SearchFilter, SearchQuery, SearchSort
+from kernel.types import (
+    FileRef,
+    InvalidParameter,
+    SearchFilter,
+    SearchQuery,
+    SearchSort,
+    SortPlan,
+)
 
-from .tables import tagged_photo, tags
+from .tables import tag_counts, tagged_photo, tags
 
 MATCH_PARAMS = ("tag_match", "tag_filter_mode")  # ours, then the Rust server's spelling
 PARAMS = frozenset({"tag_ids", "exclude_tag_ids", *MATCH_PARAMS})
@@ -41,9 +49,14 @@ def search_filter(query: SearchQuery) -> SearchFilter | None:
     mode = tag_match(query)
     wanted = sorted(set(query.get_int_list("tag_ids") or ()))
     unwanted = sorted(set(query.get_int_list("exclude_tag_ids") or ()))
-    where = []
+    where: list[Any] = []
+    probe: list[Any] = []  # the same conditions as tests of one file (SearchFilter.probe)
     if wanted and mode == "any":
-        where.append(
+        # IN, not EXISTS: the planner can walk the (tag_id, file_id) index to the few
+        # matching files instead of probing tagged_photo once per listed file.
+        tagged = select(tagged_photo.c.file_id).where(tagged_photo.c.tag_id.in_(wanted))
+        where.append(files.c.id.in_(tagged))
+        probe.append(
             exists().where(tagged_photo.c.file_id == files.c.id, tagged_photo.c.tag_id.in_(wanted))
         )
     elif wanted:
@@ -54,28 +67,41 @@ def search_filter(query: SearchQuery) -> SearchFilter | None:
             .having(func.count(func.distinct(tagged_photo.c.tag_id)) == len(wanted))
         )
         where.append(files.c.id.in_(having_all))
+        probe.append(files.c.id.in_(having_all))  # a handful of files: the set is cheap
     if unwanted:
-        where.append(
-            ~exists().where(
-                tagged_photo.c.file_id == files.c.id, tagged_photo.c.tag_id.in_(unwanted)
-            )
+        untagged = ~exists().where(
+            tagged_photo.c.file_id == files.c.id, tagged_photo.c.tag_id.in_(unwanted)
         )
-    return SearchFilter(params=present, where=where)
+        where.append(untagged)
+        probe.append(untagged)
+    return SearchFilter(params=present, where=where, probe=probe)
 
 
 def _tag_count_sort(name: str, descending: bool) -> SearchSort:
-    def apply(stmt: Select[Any], _query: SearchQuery) -> Select[Any]:
-        counts = (
-            select(tagged_photo.c.file_id, func.count().label("tag_count"))
-            .group_by(tagged_photo.c.file_id)
-            .subquery("tag_counts")
-        )
-        count = func.coalesce(counts.c.tag_count, 0)
-        return stmt.outerjoin(counts, counts.c.file_id == files.c.id).order_by(
-            count.desc() if descending else count.asc(), files.c.name
-        )
+    """Files by how many tags they carry (ties by id), untagged files as zero.
 
-    return SearchSort(name, apply)
+    Tagged files come from ``tag_counts``: with many matches the part walks the index for
+    its direction and stops at the page; with few it joins and sorts. Untagged files have
+    no row there and form their own part, in id order — last for ``TagCountDesc``, first
+    for ``TagCountAsc``.
+    """
+    count = tag_counts.c.tag_count
+    order = (count.desc() if descending else count, tag_counts.c.file_id)
+    on = tag_counts.c.file_id == files.c.id
+    index = "ix_tag_counts_desc" if descending else "ix_tag_counts_asc"
+
+    def tagged(stmt: Select[Any], _query: SearchQuery, plan: SortPlan) -> Select[Any]:
+        if plan.walk_index:
+            stmt = walk_index(stmt.select_from(drive_from(tag_counts, on)), tag_counts, index)
+            return stmt.order_by(*order)
+        return stmt.join(tag_counts, on).order_by(*order)
+
+    def untagged(stmt: Select[Any], _query: SearchQuery, _plan: SortPlan) -> Select[Any]:
+        return stmt.where(~exists().where(on)).order_by(files.c.id)
+
+    if descending:
+        return SearchSort(name, tagged, then=(untagged,))
+    return SearchSort(name, untagged, then=(tagged,))
 
 
 SORTS = [_tag_count_sort("TagCountAsc", False), _tag_count_sort("TagCountDesc", True)]

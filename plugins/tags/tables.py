@@ -35,3 +35,12 @@ tagged_photo = Table(
 def name_key(name: str) -> str:
     """The form two tag names are compared in: NFC, Unicode case-folded."""
     return unicodedata.normalize("NFC", name).casefold()
+
+
+# Each tagged file's number of tags; kept by triggers on tagged_photo (migration tags_0002).
+tag_counts = Table(
+    "tag_counts",
+    metadata,
+    Column("file_id", Integer, ForeignKey(files.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("tag_count", Integer, nullable=False),
+)

@@ -64,7 +64,8 @@ def populate(kernel: Kernel, count: int, user_id: int) -> dict[str, bool]:
     with kernel.db.write() as conn:
         if "tags" in plugins:
             conn.execute(
-                text("INSERT INTO tags (id, name, created_at, updated_at) VALUES (:i, :n, :t, :t)"),
+                text("INSERT INTO tags (id, name, name_key, created_at, updated_at)"
+                     " VALUES (:i, :n, :n, :t, :t)"),
                 [{"i": i, "n": f"tag{i}", "t": now} for i in range(1, 101)],
             )
     for first in range(0, count, BATCH):

@@ -233,7 +233,11 @@ class NameFilter:
 
     @hookimpl
     def search_sorts(self):
-        return [SearchSort("SizeDesc", lambda stmt, q: stmt.order_by(files.c.size.desc()))]
+        return [
+            SearchSort(
+                "SizeDesc", lambda stmt, q, p: stmt.order_by(files.c.size.desc(), files.c.id)
+            )
+        ]
 
     @hookimpl
     def file_extras(self, files, user_id):

@@ -1,0 +1,150 @@
+"""How ``GET /photos`` turns filters and a sort into a page of file ids and a total.
+
+One COUNT first: the total is in every response, and it tells the sort whether to walk
+an index (many matches: read the sort column's index in order, stop when the page is
+full) or to join and sort (few matches: a folder, a selective filter). Then the page,
+walked across the sort's parts (dated files, then undated ones), counting a part only
+when the page starts beyond its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, FromClause, Select, Table, cast, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.selectable import Join
+
+from kernel.tables import files
+from kernel.types import SearchQuery, SearchSort, SortPlan
+
+# Above this many matches a page is cheaper to find by walking the sort column's index
+# (about limit / density entries) than by sorting every match; below it, sorting is
+# cheap and safe even when the matches sit at the far end of the index (an old folder).
+WALK_INDEX_ABOVE = 2_000
+
+
+class DrivingJoin(Join):
+    """An inner join whose left side is the outer loop of the query plan.
+
+    PostgreSQL weighs LIMIT when it orders joins and needs no help; SQLite's planner does
+    not, and given ``files JOIN image_exif ... ORDER BY date_taken LIMIT 100`` it sorts
+    all 100,000 files. Rendered as ``CROSS JOIN ... ON`` there, which SQLite documents as
+    keeping the left table outermost.
+    """
+
+    inherit_cache = True
+
+
+@compiles(DrivingJoin, "sqlite")
+def _sqlite_cross_join(join: DrivingJoin, compiler: Any, **kw: Any) -> str:
+    kw.pop("asfrom", None)
+    return (
+        join.left._compiler_dispatch(compiler, asfrom=True, **kw)
+        + " CROSS JOIN "
+        + join.right._compiler_dispatch(compiler, asfrom=True, **kw)
+        + " ON "
+        + join.onclause._compiler_dispatch(compiler, **kw)
+    )
+
+
+@compiles(Table, "sqlite")
+def _sqlite_table(table: Table, compiler: Any, **kw: Any) -> str:
+    """SQLAlchemy drops table hints on SQLite; render ``INDEXED BY`` ones (see
+    ``walk_index``) and nothing else."""
+    text: str = compiler.visit_table(table, **kw)
+    hint = (kw.get("fromhints") or {}).get(table)
+    if kw.get("asfrom") and hint and hint.startswith("INDEXED BY "):
+        text += " " + hint
+    return text
+
+
+def walk_index(stmt: Select[Any], table: Table, index: str) -> Select[Any]:
+    """Make SQLite read ``table`` through ``index`` (``INDEXED BY``): in a walking sort part,
+    so that it scans in sort order and tests the filters on each row, instead of starting
+    from a filter's matches and sorting them all. Other databases choose for themselves."""
+    return stmt.with_hint(table, f"INDEXED BY {index}", "sqlite")
+
+
+def drive_from(table: FromClause, onclause: ColumnElement[bool]) -> DrivingJoin:
+    """``table JOIN files ON onclause`` with ``table`` as the outer loop; give it to
+    ``Select.select_from`` in a sort part that walks ``table``'s index in order."""
+    return DrivingJoin(table, files, onclause)
+
+
+@dataclass(frozen=True)
+class Page:
+    ids: list[int]
+    total: int
+
+
+def count_of(stmt: Select[Any]) -> Select[Any]:
+    return select(func.count()).select_from(stmt.order_by(None).subquery())
+
+
+def list_page(
+    conn: Connection,
+    where: Sequence[ColumnElement[bool]],
+    probing: Sequence[ColumnElement[bool]],
+    sort: SearchSort,
+    query: SearchQuery,
+    limit: int | None,
+    offset: int,
+) -> Page:
+    """The ids of one page and the total, in at most one query per part plus the COUNT.
+
+    ``where`` holds the filters as sets, ``probing`` the same filters as row tests (see
+    ``SearchFilter.probe``); the page uses the latter when it walks an index.
+    """
+    total = int(conn.execute(select(func.count()).select_from(files).where(*where)).scalar_one())
+    if offset >= total or limit == 0:
+        return Page([], total)
+    plan = SortPlan(matches=total, walk_index=total > WALK_INDEX_ABOVE)
+    matching = select(files.c.id).where(*(probing if plan.walk_index else where))
+    ids: list[int] = []
+    skip = offset
+    parts = sort.parts
+    for number, part in enumerate(parts):
+        stmt = part(matching, query, plan)
+        wanted = None if limit is None else limit - len(ids)
+        got = list(conn.execute(stmt.limit(wanted).offset(skip or None)).scalars())
+        ids.extend(got)
+        if (wanted is not None and len(got) == wanted) or number == len(parts) - 1:
+            break
+        if got or not skip:
+            skip = 0  # the page ran past this part's end: the next part starts at its top
+        else:  # the page starts beyond this part: how far beyond?
+            skip -= int(conn.execute(count_of(stmt)).scalar_one())
+    return Page(ids, total)
+
+
+def shuffle_key(seed: int) -> Any:
+    """A deterministic pseudo-random order from (id, seed): stable across pages, different
+    per seed. Quadratic mixing modulo a prime below 2**31 stays inside 64-bit integers."""
+    prime = 2147483629
+    seed = (seed * 1103515245 + 12345) % prime  # spread nearby seeds far apart
+    mixed = (cast(files.c.id, BigInteger) * 48271 + seed) % prime
+    return (mixed * mixed + seed) % prime
+
+
+def _by_name(descending: bool) -> SearchSort:
+    order = (files.c.name.desc(), files.c.id.desc()) if descending else (files.c.name, files.c.id)
+
+    def part(stmt: Select[Any], query: SearchQuery, plan: SortPlan) -> Select[Any]:
+        if plan.walk_index and query.recursive:  # a folder's own files: ix_files_parent
+            stmt = walk_index(stmt, files, "ix_files_name")
+        return stmt.order_by(*order)
+
+    return SearchSort("NameDesc" if descending else "NameAsc", part)
+
+
+def kernel_sorts(seed: int) -> dict[str, SearchSort]:
+    """The sorts the kernel owns; ``Shuffle`` depends on the request's seed."""
+    return {
+        "NameAsc": _by_name(False),
+        "NameDesc": _by_name(True),
+        "Shuffle": SearchSort("Shuffle", lambda s, q, p: s.order_by(shuffle_key(seed), files.c.id)),
+    }
