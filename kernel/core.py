@@ -16,6 +16,7 @@ from kernel.excluder import PathExcluder
 from kernel.index import FileIndex
 from kernel.ingest import Ingest
 from kernel.libraries import Libraries
+from kernel.listing_cache import ListingCache
 from kernel.manager import PluginRegistry, build_plugin_manager
 from kernel.scanner import Scanner
 from kernel.types import SearchSort, Tool
@@ -65,6 +66,7 @@ class Kernel:
         self._tasks: list[asyncio.Task[Any]] = []
         self._tools: dict[str, Tool] | None = None
         self._sorts: dict[str, SearchSort] | None = None
+        self.listing_cache = ListingCache()
 
     # --- plugins --------------------------------------------------------------------------
 

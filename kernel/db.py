@@ -57,6 +57,7 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        memory = False
         if self.is_sqlite:
             memory = url in ("sqlite://", "sqlite:///:memory:")
             options: dict[str, Any] = (
@@ -69,6 +70,9 @@ class Database:
         else:
             self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
         self._write_lock = threading.Lock()
+        self._memory = memory
+        self._version_lock = threading.Lock()
+        self._version_connection: Any = None
 
     @property
     def dialect(self) -> str:
@@ -122,5 +126,32 @@ class Database:
         module = sqlite if self.is_sqlite else postgresql
         return module.insert(table)
 
+    def data_version(self, conn: Connection) -> Any:
+        """A token that differs once anybody — this process or another — has committed.
+
+        Call it before the first read of a transaction whose results you keep; a result
+        is good for as long as the token is equal. None means "unknown: do not keep".
+        SQLite: ``PRAGMA data_version`` on a connection of its own that never writes, so
+        every commit is another connection's. PostgreSQL: the transaction snapshot
+        (xmin:xmax:running xids); equal snapshots see the same committed data.
+        """
+        if self._memory:
+            return None  # one shared connection: its own commits do not move the counter
+        if not self.is_sqlite:
+            return conn.exec_driver_sql("SELECT txid_current_snapshot()::text").scalar_one()
+        with self._version_lock:
+            if self._version_connection is None:
+                self._version_connection = self.engine.raw_connection()
+            cursor = self._version_connection.cursor()
+            try:
+                cursor.execute("PRAGMA data_version")
+                return cursor.fetchone()[0]
+            finally:
+                cursor.close()
+
     def dispose(self) -> None:
+        with self._version_lock:
+            if self._version_connection is not None:
+                self._version_connection.close()
+                self._version_connection = None
         self.engine.dispose()

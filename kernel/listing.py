@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.selectable import Join
 
+from kernel.listing_cache import ListingCache, statement_key
 from kernel.tables import files
 from kernel.types import SearchQuery, SearchSort, SortPlan
 
@@ -25,6 +26,9 @@ from kernel.types import SearchQuery, SearchSort, SortPlan
 # (about limit / density entries) than by sorting every match; below it, sorting is
 # cheap and safe even when the matches sit at the far end of the index (an old folder).
 WALK_INDEX_ABOVE = 2_000
+# From this offset on, a page is cut from the whole ordering (kept in the ListingCache)
+# instead of walking past every row before it on each request.
+DEEP_OFFSET = 1_000
 
 
 class DrivingJoin(Join):
@@ -93,22 +97,41 @@ def list_page(
     query: SearchQuery,
     limit: int | None,
     offset: int,
+    *,
+    cache: ListingCache | None = None,
+    version: Any = None,
 ) -> Page:
     """The ids of one page and the total, in at most one query per part plus the COUNT.
 
     ``where`` holds the filters as sets, ``probing`` the same filters as row tests (see
-    ``SearchFilter.probe``); the page uses the latter when it walks an index.
+    ``SearchFilter.probe``); the page uses the latter when it walks an index. With a
+    ``cache`` and the ``version`` read before this transaction's first query, the total
+    is reused while nothing changes, and a page at ``DEEP_OFFSET`` or beyond is cut from
+    the whole ordering, computed once.
     """
-    total = int(conn.execute(select(func.count()).select_from(files).where(*where)).scalar_one())
+    counting = select(func.count()).select_from(files).where(*where)
+
+    def count() -> int:
+        return int(conn.execute(counting).scalar_one())
+
+    total = cache.count(version, statement_key(counting), count) if cache else count()
     if offset >= total or limit == 0:
         return Page([], total)
     plan = SortPlan(matches=total, walk_index=total > WALK_INDEX_ABOVE)
     matching = select(files.c.id).where(*(probing if plan.walk_index else where))
+    parts = [part(matching, query, plan) for part in sort.parts]
+    if cache is not None and offset >= DEEP_OFFSET:
+        ordering = cache.ordering(
+            version,
+            statement_key(*parts),
+            lambda: [file_id for stmt in parts for file_id in conn.execute(stmt).scalars()],
+        )
+        if ordering is not None:
+            end = None if limit is None else offset + limit
+            return Page(ordering[offset:end].tolist(), total)
     ids: list[int] = []
     skip = offset
-    parts = sort.parts
-    for number, part in enumerate(parts):
-        stmt = part(matching, query, plan)
+    for number, stmt in enumerate(parts):
         wanted = None if limit is None else limit - len(ids)
         got = list(conn.execute(stmt.limit(wanted).offset(skip or None)).scalars())
         ids.extend(got)

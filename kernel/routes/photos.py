@@ -99,7 +99,18 @@ async def list_photos(request: Request, kernel: KernelDep, user: CurrentUser) ->
         # Order and page over ids alone (a narrow sort, even at offset 50,000), then read
         # the page's rows.
         with kernel.db.read() as conn:
-            page = list_page(conn, where, probing, sorts[sort], query, limit, offset)
+            version = kernel.db.data_version(conn)  # before this transaction reads anything
+            page = list_page(
+                conn,
+                where,
+                probing,
+                sorts[sort],
+                query,
+                limit,
+                offset,
+                cache=kernel.listing_cache,
+                version=version,
+            )
             ids = page.ids
             found = (
                 {
