@@ -26,6 +26,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # each of 20,000 matches costs half as much. Address space only; 64-bit hosts have plenty.
 SQLITE_MMAP_BYTES = 1 << 30
 SQLITE_CACHE_KIB = 32 * 1024  # per connection, grown only as pages are used
+POSTGRESQL_DEFAULT_RANDOM_PAGE_COST = 4.0
+POSTGRESQL_RANDOM_PAGE_COST = 1.1  # what PostgreSQL's docs suggest for SSDs and cached data
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -51,6 +53,20 @@ def _configure_sqlite(engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # PostgreSQL's default random_page_cost (4.0) models spinning disks; a photo
+        # library's index lives in RAM or on SSD, and at 4.0 the planner scans all of
+        # ``files`` to join 1,600 dated matches (26 ms instead of 9). An operator's own
+        # setting (anything but the default) is left alone.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SHOW random_page_cost")
+            if float(cursor.fetchone()[0]) == POSTGRESQL_DEFAULT_RANDOM_PAGE_COST:
+                cursor.execute(f"SET random_page_cost = {POSTGRESQL_RANDOM_PAGE_COST}")
+        dbapi_connection.commit()
+
+
 class Database:
     """Engine plus the two ways the kernel and plugins use it: ``read()`` and ``write()``."""
 
@@ -69,6 +85,7 @@ class Database:
             _configure_sqlite(self.engine)
         else:
             self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
+            _configure_postgresql(self.engine)
         self._write_lock = threading.Lock()
         self._memory = memory
         self._version_lock = threading.Lock()

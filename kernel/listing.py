@@ -9,6 +9,7 @@ when the page starts beyond its end.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +27,11 @@ from kernel.types import SearchQuery, SearchSort, SortPlan
 # (about limit / density entries) than by sorting every match; below it, sorting is
 # cheap and safe even when the matches sit at the far end of the index (an old folder).
 WALK_INDEX_ABOVE = 2_000
-# From this offset on, a page is cut from the whole ordering (kept in the ListingCache)
-# instead of walking past every row before it on each request.
+# From this offset on, a page is cut from the kept start of the listing's order (see
+# ListingCache) instead of walking past every row before it on each request; reading a
+# little further than asked serves the next pages too.
 DEEP_OFFSET = 1_000
+READ_AHEAD = 5_000
 
 
 class DrivingJoin(Join):
@@ -107,7 +110,7 @@ def list_page(
     ``SearchFilter.probe``); the page uses the latter when it walks an index. With a
     ``cache`` and the ``version`` read before this transaction's first query, the total
     is reused while nothing changes, and a page at ``DEEP_OFFSET`` or beyond is cut from
-    the whole ordering, computed once.
+    the kept start of the order (extended when a page lies past it).
     """
     counting = select(func.count()).select_from(files).where(*where)
 
@@ -120,28 +123,39 @@ def list_page(
     plan = SortPlan(matches=total, walk_index=total > WALK_INDEX_ABOVE)
     matching = select(files.c.id).where(*(probing if plan.walk_index else where))
     parts = [part(matching, query, plan) for part in sort.parts]
-    if cache is not None and offset >= DEEP_OFFSET:
-        ordering = cache.ordering(
-            version,
-            statement_key(*parts),
-            lambda: [file_id for stmt in parts for file_id in conn.execute(stmt).scalars()],
-        )
-        if ordering is not None:
-            end = None if limit is None else offset + limit
-            return Page(ordering[offset:end].tolist(), total)
+    end = total if limit is None else min(total, offset + limit)
+    if cache is None or version is None or offset < DEEP_OFFSET:
+        return Page(walk_parts(conn, parts, offset, end - offset, total), total)
+    key = statement_key(*parts)
+    known = cache.ordering(version, key)
+    if known is None or len(known) < end:
+        start = array("q") if known is None else known
+        target = min(total, end + READ_AHEAD)
+        more = walk_parts(conn, parts, len(start), target - len(start), total)
+        known = start + array("q", more)
+        cache.keep_ordering(version, key, known)
+    return Page(known[offset:end].tolist(), total)
+
+
+def walk_parts(
+    conn: Connection, parts: Sequence[Select[Any]], offset: int, limit: int, total: int
+) -> list[int]:
+    """``limit`` ids from ``offset`` of the parts laid end to end: the part the page starts
+    in runs with LIMIT/OFFSET, a part is counted only when the page starts beyond it, and
+    no part runs once ``total`` ids are behind the page."""
     ids: list[int] = []
     skip = offset
-    for number, stmt in enumerate(parts):
-        wanted = None if limit is None else limit - len(ids)
+    for stmt in parts:
+        wanted = limit - len(ids)
         got = list(conn.execute(stmt.limit(wanted).offset(skip or None)).scalars())
         ids.extend(got)
-        if (wanted is not None and len(got) == wanted) or number == len(parts) - 1:
-            break
+        if len(got) == wanted or (ids and offset + len(ids) >= total):
+            break  # the page is full, or it reached the last match: no later part has rows
         if got or not skip:
             skip = 0  # the page ran past this part's end: the next part starts at its top
         else:  # the page starts beyond this part: how far beyond?
             skip -= int(conn.execute(count_of(stmt)).scalar_one())
-    return Page(ids, total)
+    return ids
 
 
 def shuffle_key(seed: int) -> Any:

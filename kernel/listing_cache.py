@@ -1,10 +1,11 @@
-"""Counts and whole orderings of ``/photos`` listings, kept until the database changes.
+"""Counts and orderings of ``/photos`` listings, kept until the database changes.
 
 A client paging through a result asks the same COUNT for every page, and a page deep in
 a sorted listing (offset 50,000) otherwise re-walks everything before it. Both are kept
-here, keyed by the statement and its values, and stamped with ``Database.data_version``
-taken before the transaction read anything: any commit by anyone — a new tag, a scan in
-another process — changes the stamp and the entry is computed afresh. Nothing is kept
+here — for an ordering, its start: every id up to a little past the deepest page asked
+— keyed by the statement and its values, and stamped with ``Database.data_version``
+taken before the transaction read anything: any commit by anyone (a new tag, a scan in
+another process) changes the stamp and the entry is computed afresh. Nothing is kept
 for an in-memory database, whose stamp is unknown.
 """
 
@@ -66,20 +67,22 @@ class ListingCache:
                 self._counts.popitem(last=False)
         return total
 
-    def ordering(
-        self, version: Any, key: Hashable | None, compute: Callable[[], list[int]]
-    ) -> array[int] | None:
-        """The whole ordered id list (computed when not kept); None when it may not be kept."""
+    def ordering(self, version: Any, key: Hashable | None) -> array[int] | None:
+        """The kept start of a listing's order (its first N ids), if still valid."""
         if version is None or key is None:
             return None
         with self._lock:
             kept = self._orders.get(key)
-            if kept is not None and kept[0] == version:
-                self._orders.move_to_end(key)
-                return kept[1]
-        ids = array("q", compute())
-        if len(ids) > MAX_ORDERED_IDS // 4:
-            return ids  # served once, not kept: it would push out too much else
+            if kept is None or kept[0] != version:
+                return None
+            self._orders.move_to_end(key)
+            return kept[1]
+
+    def keep_ordering(self, version: Any, key: Hashable | None, ids: array[int]) -> None:
+        """Keep (or replace with a longer) start of a listing's order. The array must not
+        be changed afterwards: readers slice it without the lock."""
+        if version is None or key is None or len(ids) > MAX_ORDERED_IDS // 4:
+            return
         with self._lock:
             old = self._orders.pop(key, None)
             if old is not None:
@@ -89,4 +92,3 @@ class ListingCache:
             while self._ordered_ids > MAX_ORDERED_IDS:
                 _, (_, dropped) = self._orders.popitem(last=False)
                 self._ordered_ids -= len(dropped)
-        return ids
