@@ -122,7 +122,10 @@ def search_filters(query: SearchQuery, kernel: Kernel) -> SearchFilter | None:
     consumed (even if they added no clause), or None when none of yours are present.
     Raise ``kernel.types.InvalidParameter`` for a bad value (the client gets a 400 naming
     it). Results are collected; a parameter no plugin consumed is a 400. Synchronous only
-    (it builds SQL, it does not run it).
+    (it builds SQL, it does not run it). All clauses are ANDed into one COUNT and one
+    page query: give ``where`` as a set (``files.id IN (SELECT ...)`` on your index) and,
+    when the page may walk another index row by row, the same test as ``probe`` (a
+    correlated EXISTS) — see ``SearchFilter``.
     """
 
 
@@ -131,7 +134,10 @@ def search_sorts(kernel: Kernel) -> Sequence[SearchSort] | None:
     """Offer named sorts (``sort=NAME``) for ``GET /photos``.
 
     Called once per app build. Results are collected and flattened; a name offered twice
-    stops start-up. Synchronous only.
+    (or one of the kernel's NameAsc / NameDesc / Shuffle) stops start-up. Synchronous
+    only. Each part of a sort is called per request with the filtered select, the query
+    and a ``SortPlan`` (the total, and whether to walk an index or to sort): see
+    ``SearchSort`` and ``kernel.listing.drive_from`` / ``walk_index``.
     """
 
 

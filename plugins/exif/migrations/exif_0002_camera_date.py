@@ -6,6 +6,11 @@ Revises: exif_0001
 "My iPhone's photos since 2015" is a camera and a date range. With the date in the
 camera's index entry both conditions are one index range, and counting 13,700 matches
 reads no table rows. A camera alone still uses the same index (its first column).
+
+On PostgreSQL the indexes a search reads also carry ``file_id`` (SQLite's carry the
+rowid, which is ``file_id``, already), so a camera, date or GPS search is answered from
+the index alone, and the date index is in the (date_taken, file_id) order the date
+sorts walk.
 """
 
 import sqlalchemy as sa
@@ -17,18 +22,35 @@ branch_labels = None
 depends_on = None
 
 
+GPS_COLUMNS = ["gps_lat", "gps_lon", "gps_x", "gps_y", "gps_z"]
+
+
 def upgrade() -> None:
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    id_column = ["file_id"] if postgresql else []
     for column in ("camera_make", "camera_model"):
         short = column.removeprefix("camera_")
         op.drop_index(f"ix_image_exif_{short}", table_name="image_exif")
         op.create_index(
             f"ix_image_exif_{short}_date",
             "image_exif",
-            [sa.text(f"lower({column})"), "date_taken"],
+            [sa.text(f"lower({column})"), "date_taken", *id_column],
+        )
+    if postgresql:
+        op.drop_index("ix_image_exif_date_taken", table_name="image_exif")
+        op.create_index("ix_image_exif_date_taken", "image_exif", ["date_taken", "file_id"])
+        op.drop_index("ix_image_exif_gps", table_name="image_exif")
+        op.create_index(
+            "ix_image_exif_gps", "image_exif", GPS_COLUMNS, postgresql_include=["file_id"]
         )
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_index("ix_image_exif_gps", table_name="image_exif")
+        op.create_index("ix_image_exif_gps", "image_exif", GPS_COLUMNS)
+        op.drop_index("ix_image_exif_date_taken", table_name="image_exif")
+        op.create_index("ix_image_exif_date_taken", "image_exif", ["date_taken"])
     for column in ("camera_make", "camera_model"):
         short = column.removeprefix("camera_")
         op.drop_index(f"ix_image_exif_{short}_date", table_name="image_exif")

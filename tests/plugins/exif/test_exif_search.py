@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image, TiffImagePlugin
 
+from kernel import migrate
 from kernel.testing import Harness, harness, make_jpeg
 from kernel.types import ToolContext
 
@@ -265,3 +266,15 @@ def test_tools_read_metadata_and_search(h: Harness) -> None:
     assert (result["total"], [p["path"] for p in result["photos"]]) == (1, ["trips/sydney.jpg"])
     bad = h.run(tools["search_photos"].invoke, {"gps_radius_km": 5}, ctx)
     assert bad == {"error": "gps_lat: a radius search needs gps_lat, gps_lon and gps_radius_km"}
+
+
+def test_the_index_migration_goes_down_and_up_with_the_same_answers(h: Harness) -> None:
+    query = {"camera_make": "APPLE", "date_from": "2021-01-01", "sort": "DateTakenDesc"}
+    before = photos(h, **query)
+    assert before and photos(h, camera_model="iphone 12")
+    (branch,) = [b for b in h.kernel.migration_branches() if b.name == "exif"]
+    migrate.downgrade(h.kernel.db, branch, "exif_0001")
+    assert photos(h, **query) == before
+    migrate.upgrade(h.kernel.db, branch)
+    assert migrate.current(h.kernel.db, branch) == migrate.head(branch)
+    assert photos(h, **query) == before
