@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -57,14 +58,25 @@ def plugin_route_handlers(kernel: Kernel) -> list[Any]:
     return [handler for result in kernel.dispatch.collect("routes") for handler in result]
 
 
-def create_app(kernel: Kernel, *, background: bool = True, migrate: bool = True) -> Litestar:
-    """Build the app for a kernel; start-up migrates, fires on_startup, starts scanning."""
+def create_app(
+    kernel: Kernel, *, background: bool = True, migrate: bool = True, freeze_heap: bool = False
+) -> Litestar:
+    """Build the app for a kernel; start-up migrates, fires on_startup, starts scanning.
+
+    ``freeze_heap`` (for a server process, not for tests that build many apps): once
+    started, move every object alive to the collector's permanent generation. The ~100,000
+    objects of the loaded app are never garbage, yet each full collection walked them all:
+    a 55 ms pause in one request of every hundred or so.
+    """
     if migrate:
         kernel.migrate()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await kernel.start(background=background)
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

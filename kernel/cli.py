@@ -97,7 +97,7 @@ def serve(no_scan: bool) -> None:
     if no_scan:
         kernel.config.kernel.scan_on_startup = False
         kernel.config.kernel.watch = False
-    app = create_app(kernel, migrate=False, background=not no_scan)
+    app = create_app(kernel, migrate=False, background=not no_scan, freeze_heap=True)
     uvicorn.run(
         app, host=config.bind_host, port=config.bind_port, log_level=config.log_level.lower()
     )

@@ -167,7 +167,7 @@ def main() -> None:
     missing = sorted(set(wanted) - set(present))
     config = make_config(base, url, library=base / "library")
     kernel = Kernel(config, only=present)
-    app = create_app(kernel, background=False)
+    app = create_app(kernel, background=False, freeze_heap=True)  # as `imageapi serve`
     with kernel.db.read() as conn:
         user = conn.execute(select(users.c.id).where(users.c.username == "bench")).first()
         indexed = conn.execute(select(func.count()).select_from(files)).scalar_one()
