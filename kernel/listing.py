@@ -23,10 +23,13 @@ from kernel.listing_cache import ListingCache, statement_key
 from kernel.tables import files
 from kernel.types import SearchQuery, SearchSort, SortPlan
 
-# Above this many matches a page is cheaper to find by walking the sort column's index
-# (about limit / density entries) than by sorting every match; below it, sorting is
-# cheap and safe even when the matches sit at the far end of the index (an old folder).
+# A page is found by walking the sort column's index (about limit / share entries) when
+# there are more than WALK_INDEX_ABOVE matches; otherwise the matches are sorted, which
+# for a few thousand rows is cheap. Within a folder the matches must also be one in
+# WALK_SHARE of the index: a folder's files cluster in it (a folder of 2012 photos
+# listed newest first would walk past every newer photo before the first match).
 WALK_INDEX_ABOVE = 2_000
+WALK_SHARE = 8
 # From this offset on, a page is cut from the kept start of the listing's order (see
 # ListingCache) instead of walking past every row before it on each request; reading a
 # little further than asked serves the next pages too.
@@ -120,7 +123,7 @@ def list_page(
     total = cache.count(version, statement_key(counting), count) if cache else count()
     if offset >= total or limit == 0:
         return Page([], total)
-    plan = SortPlan(matches=total, walk_index=total > WALK_INDEX_ABOVE)
+    plan = SortPlan(matches=total, walk_index=worth_walking(conn, total, query))
     matching = select(files.c.id).where(*(probing if plan.walk_index else where))
     parts = [part(matching, query, plan) for part in sort.parts]
     end = total if limit is None else min(total, offset + limit)
@@ -135,6 +138,17 @@ def list_page(
         known = start + array("q", more)
         cache.keep_ordering(version, key, known)
     return Page(known[offset:end].tolist(), total)
+
+
+def worth_walking(conn: Connection, total: int, query: SearchQuery) -> bool:
+    """Many matches; in a folder, also a good share of every file indexed (the highest
+    id: one index lookup, an overestimate once files have been deleted)."""
+    if total <= WALK_INDEX_ABOVE:
+        return False
+    if query.recursive and not query.path:
+        return True
+    highest = conn.execute(select(func.max(files.c.id))).scalar() or 0
+    return total * WALK_SHARE >= highest
 
 
 def walk_parts(

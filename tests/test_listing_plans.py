@@ -1,8 +1,8 @@
 """/photos on a library big enough for the other plans: sorts that walk plugin indexes
-(more than ``kernel.listing.WALK_INDEX_ABOVE`` matches), filters tested row by row on
-those walks, pages cut from the kept ordering (offset >= ``DEEP_OFFSET``), and kept
-counts and orderings dropped the moment anyone commits — this server or another process.
-Every answer is checked against the order computed here in Python.
+(more than ``kernel.listing.WALK_INDEX_ABOVE`` matches, a good share of the library),
+filters tested row by row on those walks, pages cut from the kept ordering (offset >=
+``DEEP_OFFSET``), and kept counts and orderings dropped the moment anyone commits — this
+server or another process. Every answer is checked against the order computed here.
 
 The 3,000 files are written as rows, the way a finished scan and EXIF ingest leave them:
 building and ingesting 3,000 images would cost minutes per database, and pixels play no

@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="an empty PostgreSQL database to use")
     args = parser.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="imageapi-search-"))
-    (base / "library").mkdir(parents=True, exist_ok=True)
+    (base / "library" / "2012").mkdir(parents=True, exist_ok=True)  # a folder to list
     url = args.database_url or f"sqlite:///{base / 'imageapi.db'}"
     wanted = ["exif", "memories", "tags", "favorites"]
     present = [name for name in wanted if name in builtin_plugin_names()]
@@ -192,6 +192,8 @@ def main() -> None:
         ("DateTakenDesc", "/photos", {**page, "sort": "DateTakenDesc"}, GOAL_PHOTOS_MS),
         ("DateTakenDesc offset 50000", "/photos",
          {**page, "sort": "DateTakenDesc", "offset": 50_000}, GOAL_PHOTOS_MS),
+        ("folder 2012 + DateTakenDesc", "/photos",
+         {**page, "path": "2012", "sort": "DateTakenDesc"}, GOAL_PHOTOS_MS),
         ("camera + date + DateTakenAsc", "/photos",
          {**page, "camera_make": "apple", "date_from": "2015-01-01", "sort": "DateTakenAsc"},
          GOAL_PHOTOS_MS),
