@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 
-from kernel.listing import drive_from, walk_index
+from kernel.listing import drive_from, sort_all, walk_index
 from kernel.tables import files
 from kernel.types import InvalidParameter, SearchFilter, SearchQuery, SearchSort, SortPlan
 from plugins.exif import dates, geo
@@ -167,7 +167,8 @@ def _date_sort(name: str, descending: bool) -> SearchSort:
 
     def dated(stmt: Select[Any], query: SearchQuery, plan: SortPlan) -> Select[Any]:
         if not plan.walk_index:
-            return stmt.join(image_exif, on).where(taken.isnot(None)).order_by(*order)
+            stmt = stmt.join(image_exif, on).where(taken.isnot(None))
+            return sort_all(stmt, (taken, descending), (image_exif.c.file_id, descending))
         # Walking the date index: the query's own EXIF conditions (already in the filter)
         # are repeated on the walked row, so a date range bounds the walk itself.
         stmt = walk_index(stmt.select_from(drive_from(image_exif, on)), image_exif, DATE_INDEX)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select
 
 from kernel.core import Kernel
-from kernel.listing import drive_from, walk_index
+from kernel.listing import drive_from, sort_all, walk_index
 from kernel.tables import files
 from kernel.types import (
     FileRef,
@@ -94,7 +94,9 @@ def _tag_count_sort(name: str, descending: bool) -> SearchSort:
         if plan.walk_index:
             stmt = walk_index(stmt.select_from(drive_from(tag_counts, on)), tag_counts, index)
             return stmt.order_by(*order)
-        return stmt.join(tag_counts, on).order_by(*order)
+        return sort_all(
+            stmt.join(tag_counts, on), (count, descending), (tag_counts.c.file_id, False)
+        )
 
     def untagged(stmt: Select[Any], _query: SearchQuery, _plan: SortPlan) -> Select[Any]:
         return stmt.where(~exists().where(on)).order_by(files.c.id)
