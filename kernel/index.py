@@ -44,6 +44,17 @@ def under_folder(rel_dir: str, recursive: bool) -> Any:
     return and_(files.c.rel_path >= rel_dir + "/", files.c.rel_path < rel_dir + "0")
 
 
+def listed_in(library_id: int, rel_dir: str, recursive: bool) -> list[Any]:
+    """WHERE clauses for the files a listing shows: present, not failed, in the folder
+    (or below it). ``ix_files_listed`` covers exactly these columns."""
+    return [
+        files.c.library_id == library_id,
+        files.c.status == "present",
+        files.c.error.is_(None),
+        under_folder(rel_dir, recursive),
+    ]
+
+
 FILE_COLUMNS = (
     files.c.id,
     files.c.library_id,

@@ -24,6 +24,7 @@ from sqlalchemy import select, text
 from kernel.listing import DEEP_OFFSET, WALK_INDEX_ABOVE
 from kernel.tables import files, users
 from kernel.testing import Harness, harness, make_jpeg
+from kernel.types import ToolContext
 from plugins.exif import store
 from plugins.exif.model import ExifData
 from plugins.exif.tables import image_exif
@@ -222,3 +223,14 @@ def test_kept_results_follow_a_commit_from_another_process(big):
     wanted = big.expected("NameAsc", sorted(big.favorites))
     after = listing(big, favorites="true", limit=100, offset=DEEP_OFFSET)
     assert after == (wanted[DEEP_OFFSET : DEEP_OFFSET + 100], len(wanted))
+
+
+def test_the_search_tool_pages_newest_first_like_the_listing(big):
+    tool = big.h.kernel.tools["search_photos"]
+    arguments = {"camera_make": "Canon", "limit": 50}
+    result = big.h.run(tool.invoke, arguments, ToolContext(big.h.kernel, None))
+    canon = [i for i in big.names if big.makes[i] == "Canon" and big.taken[i]]
+    newest = big.by_date(canon, descending=True)[:50]
+    assert result["total"] == len(canon) > WALK_INDEX_ABOVE
+    paths = {i: f"f{(i - 1) % 7}/{big.names[i]}" for i in newest}
+    assert [photo["path"] for photo in result["photos"]] == [paths[i] for i in newest]

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from kernel.core import Kernel
 from kernel.deps import CurrentUser, KernelDep
-from kernel.index import FILE_COLUMNS, under_folder
+from kernel.index import FILE_COLUMNS, listed_in
 from kernel.libraries import PathRefused
 from kernel.listing import kernel_sorts, list_page
 from kernel.tables import files
@@ -71,12 +71,7 @@ async def list_photos(request: Request, kernel: KernelDep, user: CurrentUser) ->
 
     contributions = kernel.dispatch.collect("search_filters", query=query)
     consumed = set(KERNEL_PARAMS)
-    where = [
-        files.c.library_id == resolved.library.id,
-        files.c.status == "present",
-        files.c.error.is_(None),
-        under_folder(resolved.rel_path, recursive),
-    ]
+    where = listed_in(resolved.library.id, resolved.rel_path, recursive)
     if MEDIA_TYPES[media_raw]:
         where.append(files.c.media_type == MEDIA_TYPES[media_raw])
     probing = list(where)

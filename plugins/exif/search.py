@@ -139,6 +139,13 @@ def matching_ids(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
     return files.c.id.in_(select(image_exif.c.file_id).where(*conditions))
 
 
+def probe(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """The same test as ``matching_ids``, for one file at a time (``SearchFilter.probe``)."""
+    return (
+        exists().where(image_exif.c.file_id == files.c.id, *conditions).correlate_except(image_exif)
+    )
+
+
 def search_filter(query: SearchQuery) -> SearchFilter | None:
     present = frozenset(name for name in PARAMS if name in query.params)
     if not present:
@@ -146,10 +153,7 @@ def search_filter(query: SearchQuery) -> SearchFilter | None:
     conditions = exif_conditions(query)
     if not conditions:
         return SearchFilter(params=present)
-    on_this_file = (
-        exists().where(image_exif.c.file_id == files.c.id, *conditions).correlate_except(image_exif)
-    )
-    return SearchFilter(params=present, where=[matching_ids(conditions)], probe=[on_this_file])
+    return SearchFilter(params=present, where=[matching_ids(conditions)], probe=[probe(conditions)])
 
 
 def _date_sort(name: str, descending: bool) -> SearchSort:
@@ -180,7 +184,8 @@ def _date_sort(name: str, descending: bool) -> SearchSort:
     return SearchSort(name, dated, then=(undated,))
 
 
-SORTS = [_date_sort("DateTakenAsc", False), _date_sort("DateTakenDesc", True)]
+NEWEST_FIRST = _date_sort("DateTakenDesc", True)
+SORTS = [_date_sort("DateTakenAsc", False), NEWEST_FIRST]
 
 
 def date_taken_table() -> Any:

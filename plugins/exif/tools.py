@@ -11,11 +11,12 @@ from typing import Any
 
 import msgspec
 from litestar.exceptions import NotFoundException
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from kernel.core import Kernel
-from kernel.index import under_folder
+from kernel.index import listed_in
 from kernel.libraries import PathRefused
+from kernel.listing import list_page
 from kernel.tables import files
 from kernel.types import InvalidParameter, SearchQuery, Tool, ToolContext
 from plugins.exif import search, store
@@ -74,26 +75,28 @@ def _search(kernel: Kernel, params: SearchParams) -> dict[str, Any]:
         raise PathRefused(400, "path must be a folder")
     query = SearchQuery(raw, None, folder.library.id, folder.rel_path, True)
     limit = min(max(params.limit, 1), MAX_RESULTS)
-    e = image_exif.c
-    source = files.join(image_exif, e.file_id == files.c.id)
-    where = [
-        files.c.library_id == folder.library.id,
-        files.c.status == "present",
-        files.c.error.is_(None),
-        under_folder(folder.rel_path, True),
-        e.status == "ok",
-        *search.exif_conditions(query),
-    ]
-    page = (
-        select(files.c.rel_path, files.c.library_id, files.c.media_type, *store.COMPACT_COLUMNS)
-        .select_from(source)
-        .where(*where)
-        .order_by(e.date_taken.desc().nulls_last(), files.c.id)
-        .limit(limit)
-    )
+    # The listing machinery of GET /photos, newest first, over successfully read files.
+    conditions = [image_exif.c.status == "ok", *search.exif_conditions(query)]
+    scope = listed_in(folder.library.id, folder.rel_path, True)
+    where = [*scope, search.matching_ids(conditions)]
+    probing = [*scope, search.probe(conditions)]
     with kernel.db.read() as conn:
-        rows = conn.execute(page).all()
-        total = conn.execute(select(func.count()).select_from(source).where(*where)).scalar_one()
+        version = kernel.db.data_version(conn)
+        page = list_page(
+            conn, where, probing, search.NEWEST_FIRST, query, limit, 0,
+            cache=kernel.listing_cache, version=version,
+        )  # fmt: skip
+        found = {
+            row.id: row
+            for row in conn.execute(
+                select(files.c.id, files.c.rel_path, files.c.library_id, files.c.media_type,
+                       *store.COMPACT_COLUMNS)
+                .select_from(files.join(image_exif, image_exif.c.file_id == files.c.id))
+                .where(files.c.id.in_(page.ids))
+            )
+        }  # fmt: skip
+    rows = [found[file_id] for file_id in page.ids if file_id in found]
+    total = page.total
     return {
         "total": total,
         "photos": [

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 
 from kernel.core import Kernel
-from kernel.index import under_folder
+from kernel.index import listed_in
 from kernel.tables import files
 from plugins.memories.window import Window
 
@@ -85,10 +85,7 @@ def memories_query(kernel: Kernel, table: FromClause, window: Window, scope: Sco
         )
         .select_from(files.join(table, table.c.file_id == files.c.id))
         .where(
-            files.c.library_id == scope.library_id,
-            files.c.status == "present",
-            files.c.error.is_(None),
-            under_folder(scope.rel_dir, scope.recursive),
+            *listed_in(scope.library_id, scope.rel_dir, scope.recursive),
             kernel.excluder.sql_clause(),
             in_window,
             table.c.taken_at < window.starts_at,
