@@ -226,7 +226,7 @@ def main_video_stream(container: object) -> object | None:
     return None
 
 
-def _stream_rotation(container: object, stream: object) -> int:
+def stream_rotation(container: object, stream: object) -> int:
     """Clockwise display rotation of a video stream.
 
     PyAV 18 does not expose a stream's display matrix, but the decoder copies it onto
@@ -299,7 +299,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
             )
             if info.width <= 0 or info.height <= 0:
                 raise MediaProbeError("video stream has no picture size")
-            rotation = _stream_rotation(c, vs)
+            rotation = stream_rotation(c, vs)
     except MediaProbeError:
         raise
     except Exception as exc:  # av.FFmpegError, UnicodeError, ... from a hostile file

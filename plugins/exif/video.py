@@ -1,7 +1,9 @@
 """Video metadata from the container header via PyAV (libavformat).
 
-Opening a container with PyAV parses the header and probes the streams; it decodes no
-frames, so the cost is small and independent of the video's length.
+Opening a container with PyAV parses the header and probes the streams; the only frame
+decoded is the first one, and only when the display rotation is not in a tag: PyAV
+hands out a stream's display matrix on its frames alone (a phone's portrait clip is
+stored landscape and says so there). The cost does not grow with the video's length.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from kernel.ffmpeg import input_url, main_video_stream, open_options, stream_rotation
 from plugins.exif import dates
 
 # ISO 6709 as phones and ffmpeg write it: "+59.9139+010.7522+023.000/", altitude optional.
 _ISO6709 = re.compile(r"\s*([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)?(?:CRS.*)?/?")
 # QuickTime's epoch (1904) and the Unix epoch are what muxers write for "unknown".
 _PLACEHOLDERS = {(1904, 1, 1), (1970, 1, 1)}
-# Legacy "rotate" stream tag (clockwise degrees) to the EXIF orientation a viewer applies.
+# Clockwise display rotation to the EXIF orientation a viewer applies.
 _ROTATE_TO_ORIENTATION = {0: 1, 90: 6, 180: 3, 270: 8}
 
 
@@ -67,22 +70,22 @@ def _creation(tags: dict[str, str]) -> dates.Stamp | None:
 
 
 def read_video(path: Path) -> VideoMeta:
-    """Container tags plus the first video stream's size; raises whatever PyAV raises."""
+    """Container tags plus the picture stream's stored size and display rotation (as an
+    EXIF orientation); raises whatever PyAV raises."""
     import av
 
     meta = VideoMeta()
-    with av.open(str(path), mode="r", metadata_errors="replace") as container:
+    options = open_options()  # local files only: no protocol a playlist could name
+    with av.open(input_url(path), options=options, metadata_errors="replace") as container:
         tags: dict[str, str] = {}
         stream_tags: dict[str, str] = {}
-        video = next(iter(container.streams.video), None)
+        video = main_video_stream(container)  # not cover art
         if video is not None:
             stream_tags = {k.lower(): v for k, v in dict(video.metadata).items()}
             ctx = video.codec_context
             if ctx.width and ctx.height:
                 meta.width, meta.height = int(ctx.width), int(ctx.height)
-            rotate = stream_tags.get("rotate", "")
-            if rotate.lstrip("-").isdigit():
-                meta.orientation = _ROTATE_TO_ORIENTATION.get(int(rotate) % 360)
+            meta.orientation = _ROTATE_TO_ORIENTATION[stream_rotation(container, video)]
         tags = {k.lower(): v for k, v in dict(container.metadata).items()}
     meta.date = _creation(tags) or _creation(stream_tags)
     for key in ("com.apple.quicktime.location.iso6709", "location", "location-eng"):

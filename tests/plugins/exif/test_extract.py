@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import struct
+import subprocess
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -282,6 +283,25 @@ def test_videos(tmp_path: Path, ffmpeg: Callable[..., Path]) -> None:
     data = extract(mov, "video", 0)
     assert (data.gps_lat, data.gps_lon, data.gps_alt) == (-33.8688, -70.6693, None)
     assert (data.date_taken, data.date_source) == (datetime(2020, 1, 1, 10, 10, 10), "filename")
+
+
+def test_a_phone_clip_stored_landscape_reports_its_display_rotation(
+    tmp_path: Path, ffmpeg: Callable[..., Path]
+) -> None:
+    """Phones store portrait video landscape with a display matrix (no "rotate" tag in
+    ffmpeg 5 and later); the orientation says how a viewer turns it, as for photos."""
+    import imageio_ffmpeg
+
+    stored = ffmpeg(tmp_path / "stored.mp4", codec="libx264")
+    for degrees_ccw, orientation in (("-90", 6), ("90", 8), ("180", 3), ("0", 1)):
+        clip = tmp_path / f"turned{degrees_ccw}.mov"
+        subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-display_rotation",
+             degrees_ccw, "-i", str(stored), "-c", "copy", str(clip)],
+            check=True, timeout=60,
+        )  # fmt: skip
+        data = extract(clip, "video", 0)
+        assert (data.orientation, data.width, data.height) == (orientation, 64, 48), degrees_ccw
 
 
 def test_date_parsers() -> None:
