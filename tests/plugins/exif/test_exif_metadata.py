@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import event, func, select
 
-from kernel import hookimpl
+from kernel import hookimpl, migrate
 from kernel.config import ConfigError
 from kernel.testing import harness, make_jpeg
 from plugins.exif.tables import image_exif
@@ -281,6 +281,31 @@ def test_videos_get_their_date_and_place_from_the_container(
         assert body["exif"]["gps"]["lat"] == pytest.approx(35.6762)
         near_tokyo = {"gps_lat": 35.68, "gps_lon": 139.65, "gps_radius_km": 5}
         assert h.get("/photos", params=near_tokyo).json()["photos"] == ["clip.mp4"]
+
+
+def test_the_upgrade_reads_videos_again_and_leaves_photos_alone(
+    tmp_path: Path, library: Path, ffmpeg: Any
+) -> None:
+    ffmpeg(library / "clip.mp4", "creation_time=2022-05-05T10:00:00Z")
+    make_jpeg(library / "a.jpg", taken=datetime(2020, 1, 1))
+    with harness(tmp_path, ["exif"]) as h:
+        h.scan()
+        before = exif_rows(h)
+        with h.kernel.db.write() as conn:  # what the old reader left for a phone clip
+            conn.execute(image_exif.update().values(orientation=None))
+        (branch,) = [b for b in h.kernel.migration_branches() if b.name == "exif"]
+        migrate.downgrade(h.kernel.db, branch, "exif_0002")
+        migrate.upgrade(h.kernel.db, branch)
+        assert h.get("/photos", params={"sort": "DateTakenAsc"}).json()["photos"] == [
+            "a.jpg",
+            "clip.mp4",
+        ]  # the video keeps its date while it waits
+        h.scan()
+        after = exif_rows(h)
+        assert after["clip.mp4"].orientation == 1
+        assert after["clip.mp4"].extracted_at > before["clip.mp4"].extracted_at
+        assert after["a.jpg"].extracted_at == before["a.jpg"].extracted_at
+        assert after["a.jpg"].orientation is None
 
 
 def test_exif_rows_go_with_the_file_row(tmp_path: Path, library: Path) -> None:
