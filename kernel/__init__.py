@@ -6,26 +6,32 @@ cross the plugin boundary. Everything else a plugin uses lives in a kernel submo
 """
 
 from kernel.markers import hookimpl, hookspec
+from kernel.plugin import Plugin
 from kernel.types import (
     FileRef,
     InvalidParameter,
     RenderResult,
     SearchFilter,
+    SearchParam,
     SearchQuery,
     SearchSort,
     SortPlan,
     Tool,
+    ToolContext,
 )
 
 __all__ = [
     "FileRef",
     "InvalidParameter",
+    "Plugin",
     "RenderResult",
     "SearchFilter",
+    "SearchParam",
     "SearchQuery",
     "SearchSort",
     "SortPlan",
     "Tool",
+    "ToolContext",
     "hookimpl",
     "hookspec",
 ]

@@ -54,10 +54,6 @@ def _unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:
     return _problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal error (logged on the server)")
 
 
-def plugin_route_handlers(kernel: Kernel) -> list[Any]:
-    return [handler for result in kernel.dispatch.collect("routes") for handler in result]
-
-
 def create_app(
     kernel: Kernel, *, background: bool = True, migrate: bool = True, freeze_heap: bool = False
 ) -> Litestar:
@@ -96,7 +92,7 @@ def create_app(
         image.get_image,
         image.upload_image,
         photos.list_photos,
-        *plugin_route_handlers(kernel),
+        *kernel.hooks.routes(),
     ]
     origins = kernel.config.cors_allowed_origins
     app = Litestar(

@@ -14,8 +14,8 @@ from kernel.auth import PasswordTooLong, UserExists, count_users, create_user, l
 from kernel.auth import set_password as store_password
 from kernel.config import Config, ConfigError, load_config
 from kernel.core import Kernel
-from kernel.demo import create_demo_library
 from kernel.manager import build_plugin_manager
+from media.demo import create_demo_library
 
 log = logging.getLogger("imageapi")
 
@@ -123,11 +123,11 @@ def scan(full: bool) -> None:
             click.echo(f"\r  {phase:>6}: {done} files", nl=False, err=True)
 
     async def run() -> None:
-        await kernel.dispatch.notify("on_startup")
+        await kernel.hooks.on_startup()
         try:
             report = await kernel.scanner.scan(full=full, progress=progress)
         finally:
-            await kernel.dispatch.notify("on_shutdown")
+            await kernel.hooks.on_shutdown()
         for bar in bars.values():
             bar.__exit__(None, None, None)  # type: ignore[attr-defined]
         click.echo(
@@ -245,7 +245,7 @@ def _add_plugin_commands() -> None:
     except Exception as exc:  # a broken config must not hide --help or config errors
         log.debug("plugin commands unavailable: %s", exc)
         return
-    registry.pm.hook.cli_commands(cli=cli)
+    registry.declarations.cli_commands(cli)
 
 
 def main() -> None:

@@ -9,17 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from kernel import migrate
+from kernel.catalog import Catalog
 from kernel.config import Config, ConfigError
 from kernel.db import Database
 from kernel.dispatch import Dispatcher
 from kernel.excluder import PathExcluder
+from kernel.hooks import Hooks
 from kernel.index import FileIndex
 from kernel.ingest import Ingest
 from kernel.libraries import Libraries
 from kernel.listing_cache import ListingCache
 from kernel.manager import PluginRegistry, build_plugin_manager
 from kernel.scanner import Scanner
-from kernel.types import SearchSort, Tool
+from kernel.types import Tool
 from kernel.watcher import Watcher
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,8 @@ class Kernel:
 
     Plugins reach everything through it: ``kernel.db`` for their tables,
     ``kernel.libraries.resolve`` for client paths, ``kernel.index`` for file rows,
-    ``kernel.settings_for(name)`` for their validated settings, ``kernel.dispatch`` to
-    call hooks of other plugins without importing them.
+    ``kernel.catalog`` for listings in the one file shape, ``kernel.hooks`` to call hooks
+    of other plugins without importing them.
     """
 
     def __init__(
@@ -47,39 +49,45 @@ class Kernel:
             config, only=only, extra_plugins=extra_plugins
         )
         self.pm = self.registry.pm
-        self.dispatch = Dispatcher(self.pm, timeout=config.kernel.hook_timeout_seconds)
-        self.dispatch.bind(kernel=self)
+        dispatcher = Dispatcher(self.pm, timeout=config.kernel.hook_timeout_seconds)
+        dispatcher.bind(kernel=self)
+        self.hooks = Hooks(self.pm, dispatcher)
         self.libraries = Libraries.from_config(config, default_library)
         self.excluder = PathExcluder(config.excluded_dirs)
-        for folder in (
-            config.data_dir,
-            config.thumbnails,
-            config.video_path,
-            config.gifs_directory,
-        ):
-            folder.mkdir(parents=True, exist_ok=True)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(config.database_url)
         self.index = FileIndex(self.db, self.libraries)
         self.ingest = Ingest(self)
         self.scanner = Scanner(self)
         self.watcher = Watcher(self)
+        self.listing_cache = ListingCache()
         self._tasks: list[asyncio.Task[Any]] = []
         self._tools: dict[str, Tool] | None = None
-        self._sorts: dict[str, SearchSort] | None = None
-        self.listing_cache = ListingCache()
+        self.registry.activate(self)  # plugin classes are built here, with this kernel
+        self.storage_folders: list[Path] = [config.data_dir]
+        for _plugin, folder in self.hooks.storage_folders():
+            folder.mkdir(parents=True, exist_ok=True)
+            self.storage_folders.append(folder.resolve())
+        self.catalog = Catalog(self)
 
     # --- plugins --------------------------------------------------------------------------
 
     def settings_for(self, plugin: str) -> Any:
-        """The plugin's validated settings Struct (None for a plugin without settings)."""
+        """A plugin's validated settings (for tools and commands; a plugin class has its
+        own as ``self.settings``)."""
         return self.registry.settings.get(plugin)
+
+    def plugin(self, name: str) -> object | None:
+        """The registered plugin object (a module, or the instance of a plugin class)."""
+        return self.registry.instances.get(name)
 
     def migration_branches(self) -> list[migrate.Branch]:
         branches = [migrate.Branch(migrate.KERNEL_BRANCH, migrate.KERNEL_VERSIONS)]
-        for impl in self.dispatch.implementations("migrations"):
-            folder = impl.function()
+        declarations = self.registry.declarations
+        for name in self.registry.objects:
+            folder = declarations.migrations(name)
             if folder is not None:
-                branches.append(migrate.Branch(impl.plugin_name, Path(folder)))
+                branches.append(migrate.Branch(name, folder))
         return branches
 
     def migrate(self) -> None:
@@ -89,37 +97,26 @@ class Kernel:
 
     @property
     def tools(self) -> dict[str, Tool]:
-        """Every LLM tool of every enabled plugin, by name."""
+        """Every LLM tool: the kernel's own (``search_photos``) and every plugin's, by name."""
         if self._tools is None:
             tools: dict[str, Tool] = {}
-            for impl in self.dispatch.implementations("tools"):
-                for tool in impl.function(**self.dispatch._arguments(impl, {})) or ():
-                    if tool.name in tools:
-                        raise ConfigError(
-                            f"tool {tool.name!r} is offered by both {tools[tool.name].plugin!r}"
-                            f" and {impl.plugin_name!r}"
-                        )
-                    object.__setattr__(tool, "plugin", impl.plugin_name)
-                    tools[tool.name] = tool
+            offered = [("kernel", tool) for tool in self.catalog.tools()]
+            for plugin, tool in [*offered, *self.hooks.tools()]:
+                if tool.name in tools:
+                    raise ConfigError(
+                        f"tool {tool.name!r} is offered by both {tools[tool.name].plugin!r}"
+                        f" and {plugin!r}"
+                    )
+                object.__setattr__(tool, "plugin", plugin)
+                tools[tool.name] = tool
             self._tools = tools
         return self._tools
-
-    @property
-    def sorts(self) -> dict[str, SearchSort]:
-        if self._sorts is None:
-            sorts: dict[str, SearchSort] = {}
-            for sort in self.dispatch.collect_flat("search_sorts"):
-                if sort.name in sorts or sort.name in ("NameAsc", "NameDesc", "Shuffle"):
-                    raise ConfigError(f"sort {sort.name!r} is offered twice")
-                sorts[sort.name] = sort
-            self._sorts = sorts
-        return self._sorts
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self, *, background: bool = True) -> None:
         """Migrations done by the caller; fire on_startup, then start scanning and watching."""
-        await self.dispatch.notify("on_startup")
+        await self.hooks.on_startup()
         if not background:
             return
         if self.config.kernel.scan_on_startup:
@@ -152,7 +149,7 @@ class Kernel:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-        await self.dispatch.notify("on_shutdown")
+        await self.hooks.on_shutdown()
         self.scanner.close()
         self.db.dispose()
 

@@ -36,7 +36,10 @@ class HookFailure:
 
 
 class Dispatcher:
-    """Hook calling with the kernel's semantics; ``kernel`` is passed to every hook."""
+    """Hook calling with the kernel's semantics; ``kernel`` is passed to every hook.
+
+    Called only from ``kernel.hooks`` (the typed facade); the hook's kind was checked
+    against each implementation when the plugin manager was built."""
 
     def __init__(self, pm: pluggy.PluginManager, timeout: float = 120.0) -> None:
         self.pm = pm
@@ -125,6 +128,22 @@ class Dispatcher:
     def collect_flat(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """``collect`` for hooks returning sequences, flattened in plugin order."""
         return [item for result in self.collect(hook_name, **kwargs) for item in result]
+
+    def collect_flat_by_plugin(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """``collect_flat`` with the name of the plugin each item came from."""
+        found: list[tuple[str, Any]] = []
+        for impl in self.implementations(hook_name):
+            result = impl.function(**self._arguments(impl, kwargs))
+            found.extend((impl.plugin_name, item) for item in result or ())
+        return found
+
+    def first_sync(self, hook_name: str, **kwargs: Any) -> Any:
+        """``firstresult`` for synchronous-only hooks, callable outside the event loop."""
+        for impl in self.implementations(hook_name):
+            result = impl.function(**self._arguments(impl, kwargs))
+            if result is not None:
+                return result
+        return None
 
     async def acollect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Contribution hooks that may be async: ``(plugin, result)`` for non-None results."""

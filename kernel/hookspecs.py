@@ -1,19 +1,28 @@
 """The plugin API of imageapi: every hook a plugin may implement.
 
-Every hook receives ``kernel`` (a ``kernel.core.Kernel``) among its arguments; like any
-pluggy hook, an implementation may accept only the arguments it needs. Implementations
-may be ``async def`` wherever a spec says so; the kernel's dispatcher awaits them.
+Each spec is declared with its kind (``kernel.markers``), which says how the kernel calls
+it and how results combine; the kernel calls every hook through the typed facade in
+``kernel.hooks`` (``kernel.hooks.on_hashed(file)``), never by name.
 
-Three ways results combine:
+* **declaration** (``plugin_settings``, ``migrations``, ``cli_commands``): read from the
+  plugin object itself, once, before any kernel exists — so they take no ``kernel``. On a
+  plugin class they are ``@staticmethod``.
+* **notification** (``on_*``, ``drain_backlog``): every implementation runs; one raising or
+  timing out is logged with its plugin's name and the others still run. Synchronous
+  implementations run in a worker thread, so they may block on I/O.
+* **contribution** (``routes``, ``tools``, ``search_*``, ``storage_folders``,
+  ``file_extras``): every implementation runs and the non-None results are collected in
+  plugin order. An exception propagates: a broken contribution is a bug the operator
+  must see.
+* **decision** (``render``, ``date_taken_table``): ``firstresult``; implementations run in
+  order and the first non-None answer wins, awaited first when it is a coroutine.
 
-* **notification** hooks (``on_*``, ``drain_backlog``): every implementation runs; one
-  raising or timing out is logged with its plugin's name and the others still run.
-  Synchronous implementations run in a worker thread, so they may block on I/O.
-* **contribution** hooks (``routes``, ``tools``, ``search_filters``, ...): every
-  implementation runs and the non-None results are collected into a list. An exception
-  propagates (a broken contribution is a bug the operator must see).
-* **decision** hooks (``render``): ``firstresult`` — implementations run in order and
-  the first non-None answer wins; async implementations are awaited before deciding.
+A hook marked *synchronous only* must be a plain ``def``; an ``async def`` there (or a
+hook wrapper anywhere) stops start-up with a message naming the plugin and the hook.
+Every other hook receives ``kernel`` (a ``kernel.core.Kernel``) among its arguments; like
+any pluggy hook, an implementation may accept only the arguments it needs. A plugin that
+is a class (see ``kernel.plugin.Plugin``) is built once per kernel with its validated
+settings, and its hook implementations are methods.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kernel.markers import hookspec
+from kernel.markers import contribution, decision, declaration, notification
 
 if TYPE_CHECKING:
     import click
@@ -30,189 +39,216 @@ if TYPE_CHECKING:
     from sqlalchemy import FromClause
 
     from kernel.core import Kernel
-    from kernel.types import FileRef, RenderResult, SearchFilter, SearchQuery, SearchSort, Tool
+    from kernel.types import (
+        FileRef,
+        RenderResult,
+        SearchFilter,
+        SearchParam,
+        SearchQuery,
+        SearchSort,
+        Tool,
+    )
 
 
-# --- declarations: called once while the plugin manager is built ------------------------
+# --- declarations: read from the plugin object before the kernel is built -----------------
 
 
-@hookspec
+@declaration
 def plugin_settings() -> type[msgspec.Struct] | None:
     """Declare the ``msgspec.Struct`` that validates this plugin's ``plugins.toml`` section.
 
-    Called once per plugin at start-up, before anything else. The section
-    ``[plugins.NAME]`` minus its ``enabled`` key is decoded into this type; an unknown key
-    or a wrong type stops start-up with a message naming the plugin and the key. The
-    decoded value is available as ``kernel.settings_for(NAME)``. Return None (or do not
-    implement) for a plugin without settings; then any key but ``enabled`` is an error.
-    Synchronous only.
+    Read once per plugin at start-up, before anything else. The section ``[plugins.NAME]``
+    minus its ``enabled`` key is decoded into this type; an unknown key or a wrong type
+    stops start-up with a message naming the plugin and the key. A plugin class receives
+    the decoded value as ``self.settings``. Return None (or do not implement) for a plugin
+    without settings; then any key but ``enabled`` is an error. Synchronous only.
     """
 
 
-@hookspec
+@declaration
 def migrations() -> Path | None:
     """Return the folder holding this plugin's Alembic revisions (its own branch).
 
-    Called once per enabled plugin at start-up, after the kernel's own migrations; the
-    kernel upgrades each plugin's branch to its head in its own version table
-    (``alembic_version_NAME``), so a disabled plugin's tables and history are left alone.
+    Needed only to override the convention: a ``migrations/`` folder beside the plugin's
+    module is found without it. The kernel upgrades each enabled plugin's branch to its
+    head after its own, in its own version table (``alembic_version_NAME``), so a disabled
+    plugin's tables and history are left alone. Synchronous only.
+    """
+
+
+@declaration
+def cli_commands(cli: click.Group) -> None:
+    """Add ``click`` commands or groups to the ``imageapi`` command line.
+
+    Read once when the CLI starts, with the root group; implementations call
+    ``cli.add_command(...)``. A command that needs the kernel builds one with
+    ``kernel.cli.command_kernel()``. Synchronous only.
+    """
+
+
+# --- lifecycle (notification) -----------------------------------------------------------------
+
+
+@notification
+def on_startup(kernel: Kernel) -> None:
+    """Start-up: migrations have run and the app is about to serve.
+
+    Called once per app start, in the server's event loop, before the first request and
+    before the first scan. Start background tasks here (``kernel.spawn_background``).
+    May be async.
+    """
+
+
+@notification
+def on_shutdown(kernel: Kernel) -> None:
+    """Shutdown: the server is stopping; release what ``on_startup`` (or the plugin's
+    constructor) took. Called once, after the last request. May be async."""
+
+
+# --- contributions -------------------------------------------------------------------------------
+
+
+@contribution(sync=True)
+def routes(kernel: Kernel) -> Sequence[Any] | None:
+    """Return Litestar route handlers, Routers or Controllers to mount on the app.
+
+    Called once while the app is built; results are flattened. Every route requires a
+    valid bearer token unless its handler sets ``opt={"public": True}``. Handlers may
+    declare ``kernel: KernelDep`` and ``user: CurrentUser`` (``kernel.deps``). Give every
+    handler a typed return (a ``msgspec.Struct``) so the OpenAPI document describes it.
     Synchronous only.
     """
 
 
-@hookspec
-def cli_commands(cli: click.Group) -> None:
-    """Add ``click`` commands or groups to the ``imageapi`` command line.
-
-    Called once when the CLI starts, with the root group; implementations call
-    ``cli.add_command(...)``. Synchronous only.
-    """
-
-
-# --- lifecycle -----------------------------------------------------------------------------
-
-
-@hookspec
-def on_startup(kernel: Kernel) -> None:
-    """Start-up notification: migrations have run and the app is about to serve.
-
-    Called once per app start, in the server's event loop, before the first request and
-    before the first scan. Start background tasks here (keep a handle; stop them in
-    ``on_shutdown``). Notification semantics; may be async.
-    """
-
-
-@hookspec
-def on_shutdown(kernel: Kernel) -> None:
-    """Shutdown notification: the server is stopping; release what ``on_startup`` took.
-
-    Called once, after the last request. Notification semantics; may be async.
-    """
-
-
-# --- contributions ---------------------------------------------------------------------------
-
-
-@hookspec
-def routes(kernel: Kernel) -> Sequence[Any] | None:
-    """Return Litestar route handlers, Routers or Controllers to mount on the app.
-
-    Called once while the app is built. Results are collected and flattened. Every route
-    requires a valid bearer token unless its handler sets ``opt={"public": True}``.
-    Handlers may declare ``kernel: Kernel`` and ``user: User`` parameters (dependencies
-    the kernel provides). Synchronous only.
-    """
-
-
-@hookspec
+@contribution(sync=True)
 def tools(kernel: Kernel) -> Sequence[Tool] | None:
     """Return LLM-callable tools (``kernel.types.Tool``) this plugin offers.
 
-    Called when the kernel builds its tool registry (once per app). Results are collected
-    and flattened; two tools with the same name stop start-up. Synchronous only (the
-    tools' own ``call`` is async).
+    Called once per app, when the tool registry is first used; results are flattened and
+    join the kernel's own (``search_photos``); two tools with one name stop start-up.
+    Synchronous only (the tools' own ``call`` is async).
     """
 
 
-@hookspec
-def search_filters(query: SearchQuery, kernel: Kernel) -> SearchFilter | None:
-    """Contribute WHERE clauses to ``GET /photos`` from the query parameters you understand.
+@contribution(sync=True)
+def search_params(kernel: Kernel) -> Sequence[SearchParam] | None:
+    """Declare the query parameters your ``search_filters`` reads (name, type, help).
 
-    Called once per listing request. Return a ``SearchFilter`` naming the parameters you
-    consumed (even if they added no clause), or None when none of yours are present.
-    Raise ``kernel.types.InvalidParameter`` for a bad value (the client gets a 400 naming
-    it). Results are collected; a parameter no plugin consumed is a 400. Synchronous only
-    (it builds SQL, it does not run it). All clauses are ANDed into one COUNT and one
-    page query: give ``where`` as a set (``files.id IN (SELECT ...)`` on your index) and,
-    when the page may walk another index row by row, the same test as ``probe`` (a
-    correlated EXISTS) — see ``SearchFilter``.
+    Called once per app. The kernel refuses (400) a listing parameter nobody declared,
+    puts every declared one on ``GET /photos`` in the OpenAPI document, and offers them
+    as arguments of the ``search_photos`` LLM tool. A name declared twice (or one of the
+    kernel's: path, library, recursive, sort, media_type, limit, offset, seed) stops
+    start-up. Synchronous only.
     """
 
 
-@hookspec
+@contribution(sync=True)
+def search_filters(
+    query: SearchQuery, kernel: Kernel
+) -> SearchFilter | Sequence[SearchFilter] | None:
+    """Narrow a listing (``/photos``, ``/favorites``, ``search_photos``) by your parameters.
+
+    Called once per listing with the client's query; return the filters its parameters
+    ask for (``SearchFilter.on(table, *conditions)`` for conditions on your table,
+    ``SearchFilter.of(...)`` for conditions on ``files``), or None. Raise
+    ``InvalidParameter`` for a bad value: the client gets a 400 naming it. All filters are
+    ANDed; the kernel decides how to run them (``kernel.listing``). Synchronous only (it
+    builds SQL, it does not run it).
+    """
+
+
+@contribution(sync=True)
 def search_sorts(kernel: Kernel) -> Sequence[SearchSort] | None:
-    """Offer named sorts (``sort=NAME``) for ``GET /photos``.
+    """Offer named sorts (``sort=NAME``) for listings.
 
-    Called once per app build. Results are collected and flattened; a name offered twice
-    (or one of the kernel's NameAsc / NameDesc / Shuffle) stops start-up. Synchronous
-    only. Each part of a sort is called per request with the filtered select, the query
-    and a ``SortPlan`` (the total, and whether to walk an index or to sort): see
-    ``SearchSort`` and ``kernel.listing.drive_from`` / ``walk_index``.
+    Called once per app; results are flattened; a name offered twice (or one of the
+    kernel's NameAsc / NameDesc / Shuffle) stops start-up. Declare a sort by its key:
+    ``SearchSort.keyed(name, table, key, index, descending=...)``; the kernel chooses
+    between walking the index and sorting the matches. Synchronous only.
     """
 
 
-@hookspec
+@contribution(sync=True)
+def storage_folders(kernel: Kernel) -> Sequence[Path] | None:
+    """Declare the folders this plugin writes derived files to (thumbnails, HLS, ...).
+
+    Called once when the kernel is built. The kernel creates them, and its scanner and
+    watcher never enter them, even when an operator puts them inside a library.
+    Synchronous only.
+    """
+
+
+@contribution()
 def file_extras(
     files: Sequence[FileRef], user_id: int | None, kernel: Kernel
 ) -> Mapping[int, Mapping[str, Any]] | None:
-    """Add fields to the JSON of many files at once (listing, metadata).
+    """Add fields to the JSON of many files at once (every listing, metadata).
 
     Called once per response with the page of files; return ``{file_id: {field: value}}``
-    (batch your query: one per call, not one per file). Collected; the mappings of all
-    plugins are merged into each file's entry (a later plugin's key overwrites an
-    earlier one's). Synchronous (runs in a worker thread) or async.
+    (batch your query: one per call, not one per file). The mappings of all plugins are
+    merged into each file's entry; keys never replace the kernel's own fields (id, path,
+    library, name, size, mtime, media_type, content_hash). May be async; a synchronous
+    implementation runs in a worker thread.
     """
 
 
-# --- ingest (notification) -------------------------------------------------------------------
+# --- ingest (notification) ----------------------------------------------------------------------
 
 
-@hookspec
+@notification
 def on_file_discovered(file: FileRef, kernel: Kernel) -> None:
     """A media file appeared in the index (new path, or a missing one came back).
 
-    Called by the scanner or watcher after the row is committed, before it is hashed
-    (``file.content_hash`` is None). Notification semantics; may be async. Heavy work
-    belongs in ``on_hashed`` or ``drain_backlog``.
+    Called by the scanner, the watcher or an upload after the row is committed, before it
+    is hashed (``file.content_hash`` is None). May be async. Heavy work belongs in
+    ``on_hashed`` or ``drain_backlog``.
     """
 
 
-@hookspec
+@notification
 def on_file_changed(file: FileRef, kernel: Kernel) -> None:
     """An indexed file's size or mtime changed; its hash was cleared and will be recomputed.
 
-    Called after the row is committed. Invalidate derived data here. Notification
-    semantics; may be async.
+    Called after the row is committed. Invalidate derived data here. May be async.
     """
 
 
-@hookspec
-def on_hashed(file: FileRef, content_hash: str, kernel: Kernel) -> None:
-    """A file's blake3 content hash was computed and committed.
+@notification
+def on_hashed(file: FileRef, kernel: Kernel) -> None:
+    """A file's blake3 content hash (``file.content_hash``) was computed and committed.
 
-    Called once per (file, content) after hashing, with the magic bytes confirmed as
-    media. This is where ingest work (thumbnails, EXIF, ...) starts. Notification
-    semantics; may be async; the scanner awaits it (bounded by a timeout) before taking
-    more files, so expensive implementations should hand work to their own bounded pool.
+    Called once per (file, content), with the magic bytes confirmed as media. This is
+    where ingest work (thumbnails, EXIF, ...) starts. May be async; the scanner awaits it
+    (bounded by ``hook_timeout_seconds``) before taking more files, so expensive
+    implementations hand work to their own bounded pool.
     """
 
 
-@hookspec
+@notification
 def on_file_removed(file: FileRef, kernel: Kernel) -> None:
     """An indexed file vanished from disk; its row is kept and marked missing.
 
     Called after the row is committed. Delete derived files here; keep user data (tags,
-    favorites) so a file that comes back finds them again. Notification semantics; may
-    be async.
+    favorites) so a file that comes back finds them again. May be async.
     """
 
 
-@hookspec
+@notification
 def drain_backlog(kernel: Kernel, limit: int) -> int | None:
     """Catch up on files this plugin has not processed yet; the database is the queue.
 
     Called on every scanner tick (after the scan) with the most files an implementation
-    should process in this call. Select your backlog with an anti-join against the
-    ``files`` table, process up to ``limit``, commit, and return how many you processed.
-    This is how a plugin catches up after a crash, or after it was switched off and on.
-    Notification semantics (an error is logged and retried next tick); may be async.
+    should process in this call. Select your backlog with an anti-join against ``files``,
+    process up to ``limit``, commit, and return how many you processed (the kernel
+    reports it per plugin). This is how a plugin catches up after a crash, or after it
+    was switched off and on. May be async.
     """
 
 
-# --- decisions (firstresult) -----------------------------------------------------------------
+# --- decisions (firstresult) ---------------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@decision()
 def render(file: FileRef, size: str, format: str, kernel: Kernel) -> RenderResult | None:
     """Produce a derived image of ``file`` (e.g. ``size="thumb"``, ``format="jpeg"``).
 
@@ -223,13 +259,13 @@ def render(file: FileRef, size: str, format: str, kernel: Kernel) -> RenderResul
     """
 
 
-@hookspec(firstresult=True)
+@decision(sync=True)
 def date_taken_table(kernel: Kernel) -> FromClause | None:
     """Offer the capture date of files as SQL, for features that group or sort by it.
 
     Return a table or subquery with the columns ``file_id`` (→ ``files.id``),
     ``taken_at`` (naive local wall-clock ``DateTime`` as the camera recorded it) and
     ``utc_offset_minutes`` (nullable). Called when a consumer (memories, a sort) builds a
-    query; the first non-None answer wins. Consumers fall back to the file's mtime when no
-    plugin answers. Synchronous only.
+    query; the first non-None answer wins. Consumers fall back to the file's mtime when
+    no plugin answers. Synchronous only.
     """

@@ -34,9 +34,9 @@ class Ingest:
             return None
         ref = refs[0]
         if state in ("new", "returned"):
-            await self.kernel.dispatch.notify("on_file_discovered", file=ref)
+            await self.kernel.hooks.on_file_discovered(ref)
         elif state == "changed":
-            await self.kernel.dispatch.notify("on_file_changed", file=ref)
+            await self.kernel.hooks.on_file_changed(ref)
         return ref
 
     async def remove(self, library: Library, rel_path: str) -> None:
@@ -52,7 +52,7 @@ class Ingest:
 
         ref = await asyncio.to_thread(mark)
         if ref is not None:
-            await self.kernel.dispatch.notify("on_file_removed", file=ref)
+            await self.kernel.hooks.on_file_removed(ref)
 
     async def remove_folder(self, library: Library, rel_dir: str) -> int:
         """Mark every indexed file under a vanished folder missing; returns how many."""
@@ -73,5 +73,5 @@ class Ingest:
 
         refs = await asyncio.to_thread(mark)
         for ref in refs:
-            await self.kernel.dispatch.notify("on_file_removed", file=ref)
+            await self.kernel.hooks.on_file_removed(ref)
         return len(refs)

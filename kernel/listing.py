@@ -1,6 +1,8 @@
-"""How ``GET /photos`` turns filters and a sort into a page of file ids and a total.
+"""How a listing turns filters and a sort into a page of file ids and a total.
 
-One COUNT first: the total is in every response, and it tells the sort whether to walk
+Everything the kernel knows about query planners is in this module: plugins declare
+filters (``SearchFilter.on``) and sorts (``SearchSort.keyed``) and the statements are
+built here. One COUNT first: the total is in every response, and it tells the sort whether to walk
 an index (many matches: read the sort column's index in order, stop when the page is
 full) or to join and sort (few matches: a folder, a selective filter). Then the page,
 walked across the sort's parts (dated files, then undated ones), counting a part only
@@ -14,14 +16,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, FromClause, Select, Table, cast, func, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    FromClause,
+    Select,
+    Table,
+    cast,
+    exists,
+    func,
+    select,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.selectable import Join
 
 from kernel.listing_cache import ListingCache, statement_key
 from kernel.tables import files
-from kernel.types import SearchQuery, SearchSort, SortPlan
+from kernel.types import SearchFilter, SearchQuery, SearchSort, SortPlan
 
 # A page is found by walking the sort column's index (about limit / share entries) when
 # there are more than WALK_INDEX_ABOVE matches; otherwise the matches are sorted, which
@@ -115,8 +127,8 @@ def count_of(stmt: Select[Any]) -> Select[Any]:
 
 def list_page(
     conn: Connection,
-    where: Sequence[ColumnElement[bool]],
-    probing: Sequence[ColumnElement[bool]],
+    scope: Sequence[ColumnElement[bool]],
+    filters: Sequence[SearchFilter],
     sort: SearchSort,
     query: SearchQuery,
     limit: int | None,
@@ -127,12 +139,15 @@ def list_page(
 ) -> Page:
     """The ids of one page and the total, in at most one query per part plus the COUNT.
 
-    ``where`` holds the filters as sets, ``probing`` the same filters as row tests (see
-    ``SearchFilter.probe``); the page uses the latter when it walks an index. With a
+    ``scope`` holds the kernel's conditions on ``files`` (folder, status, media type);
+    ``filters`` the plugins'. The COUNT and a sorted page use each filter as a set; a
+    page that walks an index uses it as a row test (``SearchFilter.probe``). With a
     ``cache`` and the ``version`` read before this transaction's first query, the total
     is reused while nothing changes, and a page at ``DEEP_OFFSET`` or beyond is cut from
     the kept start of the order (extended when a page lies past it).
     """
+    where = [*scope, *(f.where for f in filters)]
+    probing = [*scope, *(f.probe for f in filters)]
     counting = select(func.count()).select_from(files).where(*where)
 
     def count() -> int:
@@ -141,7 +156,7 @@ def list_page(
     total = cache.count(version, statement_key(counting), count) if cache else count()
     if offset >= total or limit == 0:
         return Page([], total)
-    plan = SortPlan(matches=total, walk_index=worth_walking(conn, total, query))
+    plan = SortPlan(total, worth_walking(conn, total, query), tuple(filters))
     matching = select(files.c.id).where(*(probing if plan.walk_index else where))
     parts = [part(matching, query, plan) for part in sort.parts]
     end = total if limit is None else min(total, offset + limit)
@@ -219,3 +234,71 @@ def kernel_sorts(seed: int) -> dict[str, SearchSort]:
         "NameDesc": _by_name(True),
         "Shuffle": SearchSort("Shuffle", lambda s, q, p: s.order_by(shuffle_key(seed), files.c.id)),
     }
+
+
+# --- declared filters and sorts ------------------------------------------------------------
+
+
+def filter_forms(
+    cls: type[SearchFilter],
+    table: Table,
+    conditions: Sequence[ColumnElement[bool]],
+    key: Any,
+    negate: bool,
+) -> SearchFilter:
+    """``SearchFilter.on``: the set form (``files.id IN (SELECT key ...)``, answered from
+    the plugin's index) and the row form (a correlated EXISTS on the key). A negated
+    filter is NOT EXISTS in both: an anti-join the planner runs either way."""
+    key = table.c.file_id if key is None else key
+    probe = exists().where(key == files.c.id, *conditions).correlate_except(table)
+    if negate:
+        return cls(where=~probe, probe=~probe)
+    where = files.c.id.in_(select(key).where(*conditions))
+    return cls(where=where, probe=probe, table=table, conditions=tuple(conditions))
+
+
+def keyed_sort(
+    cls: type[SearchSort],
+    name: str,
+    table: Table,
+    key: Any,
+    index: str,
+    *,
+    descending: bool,
+    missing: str,
+    ties_descending: bool,
+    file_key: Any,
+    description: str,
+) -> SearchSort:
+    """``SearchSort.keyed``: the files with a key, then (or before) the files without.
+
+    The keyed part, with many matches, drives the query from ``table`` read through
+    ``index`` in order and stops when the page is full (the filters on ``table`` itself
+    are tested on the walked row, so a date range bounds the walk); with few matches it
+    joins and sorts them behind the ``sort_all`` fence. Files without a key form their own
+    part in id order.
+    """
+    if missing not in ("first", "last"):
+        raise ValueError(f"sort {name!r}: missing must be 'first' or 'last', not {missing!r}")
+    file_key = table.c.file_id if file_key is None else file_key
+    on = file_key == files.c.id
+    has_key = [key.isnot(None)] if getattr(key, "nullable", True) else []
+    order = (
+        key.desc() if descending else key.asc(),
+        file_key.desc() if ties_descending else file_key.asc(),
+    )
+
+    def keyed(stmt: Select[Any], _query: SearchQuery, plan: SortPlan) -> Select[Any]:
+        if not plan.walk_index:
+            stmt = stmt.join(table, on).where(*has_key)
+            return sort_all(stmt, (key, descending), (file_key, ties_descending))
+        own = [c for f in plan.filters if f.table is table for c in f.conditions]
+        stmt = walk_index(stmt.select_from(drive_from(table, on)), table, index)
+        return stmt.where(*has_key, *own).order_by(*order)
+
+    def without(stmt: Select[Any], _query: SearchQuery, _plan: SortPlan) -> Select[Any]:
+        return stmt.where(~exists().where(on, *has_key)).order_by(files.c.id)
+
+    if missing == "last":
+        return cls(name, keyed, then=(without,), description=description)
+    return cls(name, without, then=(keyed,), description=description)

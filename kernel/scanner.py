@@ -97,10 +97,8 @@ class Scanner:
         self.hash_lock = asyncio.Lock()
 
     def _skip_dirs(self) -> frozenset[str]:
-        cfg = self.kernel.config
-        return frozenset(
-            str(p) for p in (cfg.data_dir, cfg.thumbnails, cfg.video_path, cfg.gifs_directory)
-        )
+        """The kernel's data folder and every plugin's storage folders."""
+        return frozenset(str(p) for p in self.kernel.storage_folders)
 
     # --- reconciling the walk with the index --------------------------------------------
 
@@ -238,19 +236,19 @@ class Scanner:
         return report
 
     async def _announce(self, report: ScanReport) -> None:
-        dispatch = self.kernel.dispatch
+        hooks = self.kernel.hooks
         index = self.kernel.index
         for hook, ids in (
-            ("on_file_discovered", report.new + report.returned),
-            ("on_file_changed", report.changed),
+            (hooks.on_file_discovered, report.new + report.returned),
+            (hooks.on_file_changed, report.changed),
         ):
-            if ids and dispatch.has_implementations(hook):
+            if ids and hooks.implemented(hook):
                 for start in range(0, len(ids), 500):
                     for ref in index.get_many(ids[start : start + 500]):
-                        await dispatch.notify(hook, file=ref)
-        if report.missing and dispatch.has_implementations("on_file_removed"):
+                        await hook(ref)
+        if report.missing and hooks.implemented(hooks.on_file_removed):
             for ref in report.missing:
-                await dispatch.notify("on_file_removed", file=ref)
+                await hooks.on_file_removed(ref)
 
     async def scan(self, *, full: bool = True, progress: Progress | None = None) -> ScanReport:
         """Scan every library, hash what is new, then let plugins drain their backlogs."""
@@ -320,8 +318,8 @@ class Scanner:
             )
 
     async def _fire_hashed(self, items: list[tuple[FileRef, str]]) -> None:
-        dispatch = self.kernel.dispatch
-        if not items or not dispatch.has_implementations("on_hashed"):
+        hooks = self.kernel.hooks
+        if not items or not hooks.implemented(hooks.on_hashed):
             return
         gate = asyncio.Semaphore(self.workers)
 
@@ -337,15 +335,14 @@ class Scanner:
                     ref.media_type,
                     digest,
                 )
-                await dispatch.notify("on_hashed", file=with_hash, content_hash=digest)
+                await hooks.on_hashed(with_hash)
 
         await asyncio.gather(*(one(ref, digest) for ref, digest in items))
 
     async def drain_backlogs(self) -> dict[str, int]:
         """One ``drain_backlog`` round for every plugin; returns what each processed."""
         limit = self.kernel.config.kernel.backlog_per_tick
-        results = await self.kernel.dispatch.notify_results("drain_backlog", limit=limit)
-        return {name: int(count or 0) for name, count in results.items()}
+        return await self.kernel.hooks.drain_backlog(limit)
 
     # --- the periodic loop ------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ def make_jpeg(
 
 def make_video(path: Path, *, seconds: float = 1.0, size: str = "160x120") -> Path:
     """A real H.264 mp4 made with ffmpeg."""
-    from kernel.ffmpeg import run_ffmpeg
+    from media.ffmpeg import run_ffmpeg
 
     path.parent.mkdir(parents=True, exist_ok=True)
     run_ffmpeg(

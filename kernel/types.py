@@ -79,11 +79,11 @@ class RenderResult:
 
 @dataclass(frozen=True)
 class SearchQuery:
-    """What a client asked ``GET /photos`` for, handed to ``search_filters`` hooks.
+    """What a client asked a listing for, handed to ``search_filters`` hooks.
 
-    ``params`` holds every query parameter as sent (last value wins). A plugin reads the
-    ones it understands and names them in the ``SearchFilter`` it returns, so the kernel
-    can refuse parameters nobody understood.
+    ``params`` holds every query parameter as sent (last value wins); a plugin reads the
+    ones it declared in ``search_params``. ``library_id``, ``path`` and ``recursive`` are
+    the folder, resolved and checked by the kernel.
     """
 
     params: Mapping[str, str]
@@ -91,6 +91,7 @@ class SearchQuery:
     library_id: int
     path: str
     recursive: bool
+    media_type: str | None = None  # "photo" | "video" | None for both
 
     def get(self, name: str) -> str | None:
         value = self.params.get(name)
@@ -130,40 +131,71 @@ class SearchQuery:
 
 
 @dataclass(frozen=True)
-class SearchFilter:
-    """A plugin's contribution to the ``/photos`` WHERE clause.
+class SearchParam:
+    """A listing query parameter a plugin's ``search_filters`` reads (``search_params``).
 
-    ``where`` clauses are ANDed with every other filter; they may reference the kernel's
-    ``files`` table (``kernel.tables.files``) and correlate to it (EXISTS subqueries).
-    Write them as sets (``files.id IN (SELECT file_id ... WHERE <indexed condition>)``):
-    the COUNT, and a page with few matches, start from them.
-
-    ``probe``, when given, is the same condition written as a test of one row (a
-    correlated EXISTS on the plugin's key). A page with many matches walks an index in
-    sort order and tests row after row until it is full; there the kernel uses ``probe``
-    instead of ``where``, which saves building the whole matching set (20,000 ids) to
-    read the first hundred.
+    ``type`` is what the value means: ``str``, ``int``, ``float``, ``bool`` or
+    ``list[int]`` (sent comma-separated). It types the parameter in the OpenAPI document
+    and the argument of the ``search_photos`` tool; the value still reaches
+    ``search_filters`` as the client's text (``SearchQuery.get_float`` & co. parse it).
     """
 
-    params: frozenset[str]
-    where: Sequence[ColumnElement[bool]] = ()
-    probe: Sequence[ColumnElement[bool]] | None = None
+    name: str
+    type: Any = str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """One condition of a listing, in the two forms the kernel's planner needs.
+
+    Build it with ``SearchFilter.on(table, *conditions)`` — "the file has a row in my
+    table where all of these hold" — or ``SearchFilter.of(*conditions)`` for conditions
+    on ``files`` itself (``kernel.tables.files``). ``negate=True`` keeps the files that
+    have no such row. The kernel derives ``where`` (a set: ``files.id IN (SELECT key
+    ...)``, which the COUNT and a sort of few matches start from) and ``probe`` (a
+    correlated EXISTS, which a page that walks another index tests row by row); when a
+    sort walks ``table`` itself, ``conditions`` are applied to the walked row directly.
+    """
+
+    where: ColumnElement[bool]
+    probe: ColumnElement[bool]
+    table: Any = None
+    conditions: tuple[ColumnElement[bool], ...] = ()
+
+    @classmethod
+    def on(
+        cls, table: Any, *conditions: ColumnElement[bool], key: Any = None, negate: bool = False
+    ) -> SearchFilter:
+        """Files with a row in ``table`` (joined on ``key``, default ``table.c.file_id``)
+        meeting every condition; with ``negate``, files without one."""
+        from kernel.listing import filter_forms
+
+        return filter_forms(cls, table, conditions, key, negate)
+
+    @classmethod
+    def of(cls, *conditions: ColumnElement[bool]) -> SearchFilter:
+        """Conditions on ``files`` (or already correlated to it): one form serves both."""
+        from sqlalchemy import and_
+
+        both = and_(*conditions)
+        return cls(where=both, probe=both)
 
 
 @dataclass(frozen=True, slots=True)
 class SortPlan:
     """What the kernel knows when a sort part builds its statement.
 
-    ``matches`` is the listing's total (every filter applied). ``walk_index`` is the
-    kernel's advice: with this many matches, walking an index in sort order and stopping
-    once the page is full beats joining and sorting every match, so a part that can should
-    drive its query from its own table (``kernel.listing.drive_from``). With few matches
-    (a folder, a selective filter) the part should join onto ``files`` and let the
-    database sort them.
+    ``matches`` is the listing's total (every filter applied). ``walk_index``: with this
+    many matches, walking an index in sort order and stopping once the page is full
+    beats joining and sorting every match. ``filters`` are the listing's filters, for a
+    part that walks a table some of them are on. Parts built by ``SearchSort.keyed``
+    use all of this themselves.
     """
 
     matches: int
     walk_index: bool
+    filters: tuple[SearchFilter, ...] = ()
 
 
 SortPart = Callable[["Select[Any]", SearchQuery, SortPlan], "Select[Any]"]
@@ -171,28 +203,51 @@ SortPart = Callable[["Select[Any]", SearchQuery, SortPlan], "Select[Any]"]
 
 @dataclass(frozen=True)
 class SearchSort:
-    """A named sort (``sort=NAME``) a plugin offers to ``/photos``.
+    """A named sort (``sort=NAME``) a plugin offers to listings.
 
-    A sort is one or more parts listed one after another: ``apply`` first, then each of
-    ``then``. Every part receives the kernel's select of ``files.id`` (all filters in its
+    Declare one with ``SearchSort.keyed(...)``: the kernel builds the statements. The
+    general form is one or more parts listed one after another (``apply``, then each of
+    ``then``): every part receives the kernel's select of ``files.id`` (all filters in its
     WHERE) and returns it narrowed to its stretch of the listing, joined and ordered.
-    Splitting lets a part walk a plugin index in order — dated files by ``date_taken`` —
-    and leave the rest (undated files) to the next part, instead of sorting every file by
-    a nullable outer-joined column.
-
     Parts must not overlap, must together cover every match, and must each end their
-    ORDER BY with a unique column (``files.id``) so pages are stable. The kernel pages
-    across them: it runs the part a page starts in with LIMIT/OFFSET and counts a part
-    only when a page starts beyond its end.
+    ORDER BY with a unique column (``files.id``) so pages are stable.
     """
 
     name: str
     apply: SortPart
     then: Sequence[SortPart] = ()
+    description: str = ""
 
     @property
     def parts(self) -> tuple[SortPart, ...]:
         return (self.apply, *self.then)
+
+    @classmethod
+    def keyed(
+        cls,
+        name: str,
+        table: Any,
+        key: Any,
+        index: str,
+        *,
+        descending: bool,
+        missing: str = "last",
+        ties_descending: bool | None = None,
+        file_key: Any = None,
+        description: str = "",
+    ) -> SearchSort:
+        """Files by ``key``, a column of ``table`` (one row per file, joined on
+        ``file_key``, default ``table.c.file_id``), ties by the file key in the sort's
+        direction (or ``ties_descending``). ``index`` is an index on ``(key, file_key)``
+        in that order, which the kernel walks when many files match. Files without a row,
+        or with a NULL key, come ``missing="last"`` (or ``"first"``), in id order."""
+        from kernel.listing import keyed_sort
+
+        return keyed_sort(
+            cls, name, table, key, index, descending=descending, missing=missing,
+            ties_descending=descending if ties_descending is None else ties_descending,
+            file_key=file_key, description=description,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

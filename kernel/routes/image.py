@@ -46,11 +46,9 @@ async def get_image(
     if ref is None:
         raise NotFoundException(f"{resolved.rel_path} is not indexed yet; try again shortly")
     fmt = (format or "jpeg").strip().lower()
-    result = await kernel.dispatch.first("render", file=ref, size=wanted, format=fmt)
+    result = await kernel.hooks.render(ref, wanted, fmt)
     if result is None:
-        raise NotFoundException(
-            f"no plugin renders size={wanted!r} format={fmt!r} (is the thumbnails plugin on?)"
-        )
+        raise NotFoundException(f"no enabled plugin renders size={wanted!r} format={fmt!r}")
     return serve_file(request, result.path, result.media_type, cache_seconds=result.cache_seconds)
 
 

@@ -18,10 +18,11 @@ import msgspec
 
 from kernel import SearchFilter, SearchQuery, SearchSort, Tool, hookimpl
 from kernel.core import Kernel
-from kernel.types import FileRef
-from plugins.exif import ingest, search, store
-from plugins.exif.routes import ROUTES
-from plugins.exif.tools import TOOLS
+from kernel.types import FileRef, SearchParam
+
+from . import ingest, search, store
+from .routes import ROUTES
+from .tools import TOOLS
 
 
 class ExifSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -62,8 +63,9 @@ def tools() -> list[Tool]:
 
 
 @hookimpl
-async def on_hashed(file: FileRef, content_hash: str, kernel: Kernel) -> None:
-    await ingest.on_hashed(kernel, file, content_hash, settings(kernel).timeout_seconds)
+async def on_hashed(file: FileRef, kernel: Kernel) -> None:
+    assert file.content_hash is not None
+    await ingest.on_hashed(kernel, file, file.content_hash, settings(kernel).timeout_seconds)
 
 
 @hookimpl
@@ -76,6 +78,11 @@ async def drain_backlog(kernel: Kernel, limit: int) -> int:
 async def on_file_changed(file: FileRef, kernel: Kernel) -> None:
     """New content: the old metadata is wrong now; the row comes back once it is hashed."""
     await asyncio.to_thread(store.forget, kernel, file.id)
+
+
+@hookimpl
+def search_params() -> list[SearchParam]:
+    return list(search.PARAMS_DECLARED)
 
 
 @hookimpl

@@ -12,8 +12,8 @@ from litestar.params import FromQuery, QueryParameter
 from kernel.core import Kernel
 from kernel.deps import CurrentUser, KernelDep
 from kernel.libraries import PathRefused
-from kernel.routes.photos import merge_extras
-from plugins.exif import store
+
+from . import store
 
 
 async def file_metadata(
@@ -27,17 +27,7 @@ async def file_metadata(
     if ref is None:
         raise NotFoundException(f"{resolved.rel_path} is not indexed yet; try again shortly")
     row = await asyncio.to_thread(store.load, kernel, ref.id)
-    entry: dict[str, Any] = {
-        "id": ref.id,
-        "path": ref.rel_path,
-        "library": ref.library_id,
-        "name": ref.name,
-        "size": ref.size,
-        "mtime": ref.mtime_ns / 1e9,
-        "media_type": ref.media_type,
-        "content_hash": ref.content_hash,
-    }
-    await merge_extras(kernel, [ref], [entry], user_id)
+    (entry,) = await kernel.catalog.entries([ref], user_id)
     # After the extras: the full EXIF replaces the compact listing form of our own extra.
     if row is None or ref.content_hash is None or row.content_hash != ref.content_hash:
         entry.update(exif=None, exif_status="pending", exif_error=None, date_taken=None)

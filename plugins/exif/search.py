@@ -1,9 +1,8 @@
-"""What EXIF adds to ``GET /photos``: camera, lens, GPS-radius and date filters, the
-date-taken sorts, and each file's capture date and camera in the listing.
+"""What EXIF adds to listings: camera, lens, GPS-radius and date filters, and the
+date-taken sorts.
 
-Filters become one ``files.id IN (SELECT file_id FROM image_exif WHERE ...)`` clause
-that the kernel ANDs into its page and count queries; every condition in it has an
-index (``lower(camera_make)``, ``date_taken``, ``(gps_lat, gps_lon)``, ...).
+Every condition is on ``image_exif`` and has an index (``lower(camera_make)``,
+``date_taken``, ``(gps_lat, gps_lon)``, ...); the kernel decides how to run them.
 """
 
 from __future__ import annotations
@@ -13,13 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 
-from kernel.listing import drive_from, sort_all, walk_index
-from kernel.tables import files
-from kernel.types import InvalidParameter, SearchFilter, SearchQuery, SearchSort, SortPlan
-from plugins.exif import dates, geo
-from plugins.exif.tables import image_exif
+from kernel.types import InvalidParameter, SearchFilter, SearchParam, SearchQuery, SearchSort
+
+from . import dates, geo
+from .tables import image_exif
 
 TEXT_PARAMS = {
     "camera_make": image_exif.c.camera_make,
@@ -28,7 +26,6 @@ TEXT_PARAMS = {
 }
 GPS_PARAMS = ("gps_lat", "gps_lon", "gps_radius_km")
 DATE_PARAMS = ("date_from", "date_to")
-PARAMS = frozenset({*TEXT_PARAMS, *GPS_PARAMS, *DATE_PARAMS})
 
 _NUMBER = re.compile(r"\s*-?\d+(?:\.\d+)?\s*")
 _BARE_DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
@@ -132,60 +129,41 @@ def exif_conditions(query: SearchQuery) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def matching_ids(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
-    """``files.id IN (...)``: the subquery is answered from one index alone. There is no
-    ``status = 'ok'`` test: a failed row has every field NULL, so no condition matches
-    it, and the test would cost a table lookup per candidate."""
-    return files.c.id.in_(select(image_exif.c.file_id).where(*conditions))
-
-
-def probe(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
-    """The same test as ``matching_ids``, for one file at a time (``SearchFilter.probe``)."""
-    return (
-        exists().where(image_exif.c.file_id == files.c.id, *conditions).correlate_except(image_exif)
-    )
+PARAMS_DECLARED = [
+    SearchParam("camera_make", str, "Camera maker, case-insensitive (Canon, Apple, ...)."),
+    SearchParam("camera_model", str, "Camera model, case-insensitive."),
+    SearchParam("lens", str, "Lens model, case-insensitive."),
+    SearchParam("gps_lat", float, "Latitude of the centre of a radius search (-90..90)."),
+    SearchParam("gps_lon", float, "Longitude of the centre of a radius search (-180..180)."),
+    SearchParam("gps_radius_km", float, "Radius of the search around gps_lat/gps_lon, in km."),
+    SearchParam(
+        "date_from", str, "Taken at or after: YYYY-MM-DD, an ISO datetime, or Unix seconds."
+    ),
+    SearchParam("date_to", str, "Taken at or before (a bare date includes the whole day)."),
+]
 
 
 def search_filter(query: SearchQuery) -> SearchFilter | None:
-    present = frozenset(name for name in PARAMS if name in query.params)
-    if not present:
-        return None
+    """One filter on ``image_exif`` for every condition asked. A failed row has every
+    field NULL, so no condition matches it (no ``status`` test needed)."""
     conditions = exif_conditions(query)
-    if not conditions:
-        return SearchFilter(params=present)
-    return SearchFilter(params=present, where=[matching_ids(conditions)], probe=[probe(conditions)])
+    return SearchFilter.on(image_exif, *conditions) if conditions else None
 
 
-def _date_sort(name: str, descending: bool) -> SearchSort:
-    """Dated files by ``date_taken`` (ties by id, same direction), then the undated ones.
-
-    With many matches the dated part walks ``ix_image_exif_date_taken`` from one end and
-    stops when the page is full (0.1 ms for the newest 100 of 100,000); with few it joins
-    and sorts them. Undated files (not read yet, unreadable) follow in id order.
-    """
-    taken = image_exif.c.date_taken
-    order = (
-        (taken.desc(), image_exif.c.file_id.desc()) if descending else (taken, image_exif.c.file_id)
+SORTS = [
+    SearchSort.keyed(
+        name,
+        image_exif,
+        image_exif.c.date_taken,
+        DATE_INDEX,
+        descending=descending,
+        description=f"By capture date, {label}; files without one last.",
     )
-    on = image_exif.c.file_id == files.c.id
-
-    def dated(stmt: Select[Any], query: SearchQuery, plan: SortPlan) -> Select[Any]:
-        if not plan.walk_index:
-            stmt = stmt.join(image_exif, on).where(taken.isnot(None))
-            return sort_all(stmt, (taken, descending), (image_exif.c.file_id, descending))
-        # Walking the date index: the query's own EXIF conditions (already in the filter)
-        # are repeated on the walked row, so a date range bounds the walk itself.
-        stmt = walk_index(stmt.select_from(drive_from(image_exif, on)), image_exif, DATE_INDEX)
-        return stmt.where(taken.isnot(None), *exif_conditions(query)).order_by(*order)
-
-    def undated(stmt: Select[Any], _query: SearchQuery, _plan: SortPlan) -> Select[Any]:
-        return stmt.where(~exists().where(on, taken.isnot(None))).order_by(files.c.id)
-
-    return SearchSort(name, dated, then=(undated,))
-
-
-NEWEST_FIRST = _date_sort("DateTakenDesc", True)
-SORTS = [_date_sort("DateTakenAsc", False), NEWEST_FIRST]
+    for name, descending, label in (
+        ("DateTakenAsc", False, "oldest first"),
+        ("DateTakenDesc", True, "newest first"),
+    )
+]
 
 
 def date_taken_table() -> Any:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from kernel.ffmpeg import input_url, main_video_stream, open_options, stream_rotation
+from media.ffmpeg import input_url, main_video_stream, open_options, stream_rotation
 from plugins.exif import dates
 
 # ISO 6709 as phones and ffmpeg write it: "+59.9139+010.7522+023.000/", altitude optional.

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-from sqlalchemy import exists, false, select
+from sqlalchemy import false
 
 from kernel import SearchFilter, SearchQuery, Tool, hookimpl
 from kernel.core import Kernel
-from kernel.tables import files as file_rows
-from kernel.types import FileRef, ToolContext
+from kernel.types import FileRef, SearchParam, ToolContext
 
 from . import store
 from .routes import ROUTES
@@ -50,24 +49,20 @@ def routes() -> list[object]:
 
 
 @hookimpl
+def search_params() -> list[SearchParam]:
+    return [SearchParam("favorites", bool, "true: only the caller's favourites; false: the rest.")]
+
+
+@hookimpl
 def search_filters(query: SearchQuery) -> SearchFilter | None:
-    if "favorites" not in query.params:
-        return None
     wanted = query.get_bool("favorites")
     if wanted is None:
-        return SearchFilter(params=frozenset({"favorites"}))
+        return None
     if query.user_id is None:
-        return SearchFilter(params=frozenset({"favorites"}), where=[false()] if wanted else [])
-    mine = exists().where(
-        store.favorites.c.file_id == file_rows.c.id, store.favorites.c.user_id == query.user_id
-    )
-    if wanted:
-        # Counted from the user's favourites (an index range), probed per file on a walk.
-        chosen = select(store.favorites.c.file_id).where(store.favorites.c.user_id == query.user_id)
-        return SearchFilter(
-            params=frozenset({"favorites"}), where=[file_rows.c.id.in_(chosen)], probe=[mine]
-        )
-    return SearchFilter(params=frozenset({"favorites"}), where=[~mine])
+        return SearchFilter.of(false()) if wanted else None
+    mine = store.favorites.c.user_id == query.user_id
+    # Counted from the user's favourites (an index range), probed per file on a walk.
+    return SearchFilter.on(store.favorites, mine, negate=not wanted)
 
 
 @hookimpl

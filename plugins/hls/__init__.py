@@ -52,6 +52,11 @@ def migrations() -> Path:
     return Path(__file__).parent / "migrations"
 
 
+@hookimpl
+def storage_folders(kernel: Kernel) -> list[Path]:
+    return [kernel.config.video_path]
+
+
 @hookimpl(specname="routes")  # named apart so that ``plugins.hls.routes`` stays the module
 def http_routes() -> list[object]:
     from .routes import ROUTES

@@ -118,7 +118,7 @@ async def memories(
     if not resolved.abs_path.is_dir():
         raise PathRefused(400, "path must be a folder")
     window = Window.around(today, chosen)
-    table = await kernel.dispatch.first("date_taken_table")
+    table = kernel.hooks.date_taken_table()
     source = "date_taken_table"
     if table is None:
         table = query.mtime_table(kernel, utc_offset_minutes(zone, today))

@@ -17,7 +17,7 @@ import msgspec
 from kernel import SearchFilter, SearchQuery, SearchSort, Tool, hookimpl
 from kernel.core import Kernel
 from kernel.libraries import PathRefused
-from kernel.types import FileRef, InvalidParameter, ToolContext
+from kernel.types import FileRef, InvalidParameter, SearchParam, ToolContext
 
 from . import search, store
 from .routes import ROUTES
@@ -63,7 +63,12 @@ def routes() -> list[object]:
 
 
 @hookimpl
-def search_filters(query: SearchQuery) -> SearchFilter | None:
+def search_params() -> list[SearchParam]:
+    return list(search.PARAMS_DECLARED)
+
+
+@hookimpl
+def search_filters(query: SearchQuery) -> list[SearchFilter]:
     return search.search_filter(query)
 
 

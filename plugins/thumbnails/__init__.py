@@ -69,6 +69,11 @@ def migrations() -> Path:
 
 
 @hookimpl
+def storage_folders(kernel: Kernel) -> list[Path]:
+    return [kernel.config.thumbnails, kernel.config.gifs_directory]
+
+
+@hookimpl
 def cli_commands(cli: click.Group) -> None:
     from .cli import thumbnails_group
 

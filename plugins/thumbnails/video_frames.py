@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from kernel.ffmpeg import (
+from media.ffmpeg import (
     av_reason,
     input_url,
     main_video_stream,

@@ -36,8 +36,8 @@ from PIL import Image
 
 from kernel.config import load_config
 from kernel.core import Kernel
-from kernel.ffmpeg import run_ffmpeg
 from kernel.hashing import hash_file
+from media.ffmpeg import run_ffmpeg
 from plugins.thumbnails.render import render
 
 CPUS = os.cpu_count() or 1

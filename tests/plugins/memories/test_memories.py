@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kernel.config import ConfigError
-from kernel.ffmpeg import run_ffmpeg
 from kernel.testing import Harness, harness, make_jpeg
+from media.ffmpeg import run_ffmpeg
 
 pytestmark = pytest.mark.db
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFile
 
-from kernel.ffmpeg import (
+from media.ffmpeg import (
     FFmpegError,
     MediaProbeError,
     ffmpeg_path,
@@ -360,7 +360,7 @@ def test_broken_videos_raise_render_error(videos: dict[str, Path], name: str) ->
         render_video_gif(videos[name])
 
 
-# --- kernel.ffmpeg --------------------------------------------------------------------
+# --- media.ffmpeg --------------------------------------------------------------------
 
 
 def test_probe_video(videos: dict[str, Path]) -> None:

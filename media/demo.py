@@ -68,7 +68,7 @@ def create_demo_library(root: Path, *, with_video: bool = True) -> Path:
             _photo(folder / f"IMG_{when:%Y%m%d}_{n:03d}.jpg", when, place, rng.randrange(256))
     if with_video:
         try:
-            from kernel.ffmpeg import ffmpeg_path, run_ffmpeg
+            from media.ffmpeg import ffmpeg_path, run_ffmpeg
 
             ffmpeg_path()
             run_ffmpeg(

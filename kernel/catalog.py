@@ -1,0 +1,256 @@
+"""The catalog: the one listing service of the kernel.
+
+``GET /photos``, ``/favorites``, ``/memories`` and the ``search_photos`` LLM tool all go
+through it: ``query`` turns a client's parameters into a checked ``SearchQuery``,
+``search`` runs every enabled plugin's filters and the chosen sort
+(``kernel.listing``), and ``entries`` gives each file the one JSON shape every listing
+uses — the kernel's fields plus every plugin's ``file_extras``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+from sqlalchemy import select
+
+from kernel.config import ConfigError
+from kernel.index import FILE_COLUMNS, listed_in
+from kernel.libraries import PathRefused
+from kernel.listing import kernel_sorts, list_page
+from kernel.tables import files
+from kernel.types import (
+    FileRef,
+    InvalidParameter,
+    SearchParam,
+    SearchQuery,
+    SearchSort,
+    Tool,
+    ToolContext,
+)
+
+if TYPE_CHECKING:
+    from kernel.core import Kernel
+
+KERNEL_PARAMS: dict[str, SearchParam] = {
+    p.name: p
+    for p in (
+        SearchParam("path", str, "Folder inside the library ('' for its root)."),
+        SearchParam("library", str, "Library id or name (default: the first library)."),
+        SearchParam("recursive", bool, "Include every subfolder's files."),
+        SearchParam("sort", str, "NameAsc (default), NameDesc, Shuffle, or a plugin's sort."),
+        SearchParam("media_type", str, "Photo, Video or All (default)."),
+        SearchParam("limit", int, "Page size (default: every match)."),
+        SearchParam("offset", int, "Matches to skip before the page."),
+        SearchParam("seed", int, "Shuffle seed; the response gives one to page on with."),
+    )
+}
+KERNEL_SORTS = ("NameAsc", "NameDesc", "Shuffle")
+MEDIA_TYPES = {
+    "photo": "photo",
+    "photos": "photo",
+    "image": "photo",
+    "video": "video",
+    "videos": "video",
+    "all": None,
+}
+MAX_LIMIT = 100_000
+ENTRY_FIELDS = frozenset(
+    {"id", "path", "library", "name", "size", "mtime", "media_type", "content_hash"}
+)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of a search: the files in order, and how many match in all."""
+
+    files: list[FileRef]
+    total: int
+
+
+def media_type_of(raw: str | None) -> str | None:
+    lowered = (raw or "all").strip().lower()
+    if lowered not in MEDIA_TYPES:
+        raise InvalidParameter("media_type", f"unknown media type {raw!r} (Photo, Video or All)")
+    return MEDIA_TYPES[lowered]
+
+
+class Catalog:
+    """Listings of the index with every plugin's filters, sorts and file fields."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+
+    @cached_property
+    def params(self) -> dict[str, SearchParam]:
+        """Every listing parameter: the kernel's and each plugin's declared ones."""
+        declared = dict(KERNEL_PARAMS)
+        owner = dict.fromkeys(declared, "kernel")
+        for plugin, param in self.kernel.hooks.search_params():
+            if param.name in declared:
+                raise ConfigError(
+                    f"search parameter {param.name!r} is declared by both"
+                    f" {owner[param.name]!r} and {plugin!r}"
+                )
+            declared[param.name], owner[param.name] = param, plugin
+        return declared
+
+    @cached_property
+    def sorts(self) -> dict[str, SearchSort]:
+        """The plugins' sorts by name (the kernel's depend on the request's seed)."""
+        sorts: dict[str, SearchSort] = {}
+        for plugin, sort in self.kernel.hooks.search_sorts():
+            if sort.name in sorts or sort.name in KERNEL_SORTS:
+                raise ConfigError(f"sort {sort.name!r} of plugin {plugin!r} is offered twice")
+            sorts[sort.name] = sort
+        return sorts
+
+    def sort_names(self) -> list[str]:
+        return [*KERNEL_SORTS, *sorted(self.sorts)]
+
+    def query(
+        self, params: Mapping[str, str], user_id: int | None, *, recursive: bool = False
+    ) -> SearchQuery:
+        """Check a client's parameters: the folder through the resolver, every name
+        declared by the kernel or an enabled plugin, the kernel's own values."""
+        unknown = sorted(k for k in params if k not in self.params and not k.startswith("_"))
+        if unknown:
+            raise InvalidParameter(
+                unknown[0], "unknown parameter (is the plugin that provides it enabled?)"
+            )
+        resolved = self.kernel.libraries.resolve(params.get("library"), params.get("path", ""))
+        if not resolved.abs_path.is_dir():
+            raise PathRefused(400, "path must be a folder")
+        probe = SearchQuery(params, None, 0, "", False)
+        deep = probe.get_bool("recursive")
+        return SearchQuery(
+            params,
+            user_id,
+            resolved.library.id,
+            resolved.rel_path,
+            recursive if deep is None else deep,
+            media_type_of(params.get("media_type")),
+        )
+
+    def sort(self, name: str | None, seed: int | None = None) -> tuple[SearchSort, int]:
+        """The sort called ``name`` (default NameAsc) and the seed a Shuffle uses."""
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        chosen = name or "NameAsc"
+        sorts = {**kernel_sorts(seed), **self.sorts}
+        if chosen not in sorts:
+            known = ", ".join(self.sort_names())
+            raise InvalidParameter("sort", f"unknown sort {chosen!r} (known: {known})")
+        return sorts[chosen], seed
+
+    def search(
+        self, query: SearchQuery, sort: SearchSort, limit: int | None, offset: int = 0
+    ) -> Listing:
+        """One page of the files matching the query, in the sort's order (blocking: call
+        it in a worker thread). Order and page over ids alone, then read the page's rows."""
+        filters = self.kernel.hooks.search_filters(query)
+        scope = listed_in(query.library_id, query.path, query.recursive)
+        if query.media_type:
+            scope.append(files.c.media_type == query.media_type)
+        db = self.kernel.db
+        with db.read() as conn:
+            version = db.data_version(conn)  # before this transaction reads anything
+            page = list_page(
+                conn, scope, filters, sort, query, limit, offset,
+                cache=self.kernel.listing_cache, version=version,
+            )  # fmt: skip
+            rows = {}
+            if page.ids:
+                statement = select(*FILE_COLUMNS).where(files.c.id.in_(page.ids))
+                rows = {row.id: row for row in conn.execute(statement)}
+        ordered = [rows[i] for i in page.ids if i in rows]
+        return Listing(self.kernel.index.refs(ordered), page.total)
+
+    async def entries(self, refs: Sequence[FileRef], user_id: int | None) -> list[dict[str, Any]]:
+        """Each file's JSON: the kernel's fields, then every plugin's ``file_extras``."""
+        entries = [
+            {
+                "id": r.id,
+                "path": r.rel_path,
+                "library": r.library_id,
+                "name": r.name,
+                "size": r.size,
+                "mtime": r.mtime_ns / 1e9,
+                "media_type": r.media_type,
+                "content_hash": r.content_hash,
+            }
+            for r in refs
+        ]
+        hooks = self.kernel.hooks
+        if not refs or not hooks.implemented(hooks.file_extras):
+            return entries
+        by_id = {entry["id"]: entry for entry in entries}
+        for extras in await hooks.file_extras(list(refs), user_id):
+            for file_id, fields in extras.items():
+                entry = by_id.get(file_id)
+                if entry is not None:
+                    entry.update((k, v) for k, v in fields.items() if k not in ENTRY_FIELDS)
+        return entries
+
+    # --- the search_photos tool ---------------------------------------------------------------
+
+    def tools(self) -> list[Tool]:
+        """``search_photos``: every enabled plugin's filters and sorts, for an LLM."""
+        fields: list[tuple[str, Any, Any]] = [
+            ("path", Annotated[str, msgspec.Meta(description="Folder ('' = library root).")], ""),
+            ("library", str | int | None, None),
+            ("recursive", Annotated[bool, msgspec.Meta(description="Include subfolders.")], True),
+            (
+                "sort",
+                Annotated[str, msgspec.Meta(description=", ".join(self.sort_names()))],
+                "NameAsc",
+            ),
+            ("media_type", Annotated[str, msgspec.Meta(description="Photo, Video or All.")], "All"),
+            ("limit", Annotated[int, msgspec.Meta(ge=1, le=SEARCH_TOOL_LIMIT)], 50),
+            ("offset", Annotated[int, msgspec.Meta(ge=0)], 0),
+        ]
+        for name, param in self.params.items():
+            if name not in KERNEL_PARAMS:
+                meta = msgspec.Meta(description=param.description) if param.description else None
+                kind = param.type | None
+                fields.append((name, Annotated[kind, meta] if meta else kind, None))
+        params = msgspec.defstruct("SearchPhotosParams", fields, forbid_unknown_fields=True)
+        description = (
+            "Find photos and videos in a library folder (and below it) by any of the filters"
+            " given (all must match), sorted as asked. Returns the total match count and a"
+            " page of files with their metadata, tags and what other features know."
+        )
+        return [Tool("search_photos", description, params, self._search_tool)]
+
+    async def _search_tool(self, params: Any, ctx: ToolContext) -> dict[str, Any]:
+        raw: dict[str, str] = {}
+        for name in params.__struct_fields__:
+            value = getattr(params, name)
+            if value is None or name in ("limit", "offset", "sort"):
+                continue
+            if isinstance(value, bool):
+                raw[name] = "true" if value else "false"
+            elif isinstance(value, list):
+                raw[name] = ",".join(str(v) for v in value)
+            else:
+                raw[name] = str(value)
+        try:
+            query = self.query(raw, ctx.user_id, recursive=True)
+            sort, _seed = self.sort(params.sort)
+            listing = await asyncio.to_thread(self.search, query, sort, params.limit, params.offset)
+        except InvalidParameter as exc:
+            return {"error": f"{exc.name}: {exc.reason}"}
+        except PathRefused as exc:
+            return {"error": exc.detail}
+        return {
+            "total": listing.total,
+            "offset": params.offset,
+            "photos": await self.entries(listing.files, ctx.user_id),
+        }
+
+
+SEARCH_TOOL_LIMIT = 500

@@ -1,0 +1,166 @@
+"""The typed facade through which the kernel (and any plugin) calls hooks.
+
+``kernel.hooks.on_hashed(file)``, ``kernel.hooks.render(file, size, format)``: one
+method per spec in ``kernel.hookspecs``, with the spec's arguments and the combined
+result's type, so every call site is typed and greppable. ``Declarations`` is the same
+for the declaration hooks, which are read from plugin objects before a kernel exists.
+The semantics of each kind (isolation, collection, first result) live in
+``kernel.dispatch``; a meta-test checks that every spec has its method here.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from kernel.dispatch import Dispatcher, HookFailure
+from kernel.markers import PROJECT_NAME
+
+if TYPE_CHECKING:
+    import click
+    import msgspec
+    from sqlalchemy import FromClause
+
+    from kernel.types import (
+        FileRef,
+        RenderResult,
+        SearchFilter,
+        SearchParam,
+        SearchQuery,
+        SearchSort,
+        Tool,
+    )
+
+_IMPL_ATTRIBUTE = PROJECT_NAME + "_impl"
+
+
+def implementation_on(plugin: object, hook_name: str) -> Callable[..., Any] | None:
+    """The function implementing ``hook_name`` on a plugin object (module, class or
+    instance), found as pluggy finds it: a marked attribute, by name or ``specname``."""
+    for attribute in dir(plugin):
+        try:
+            candidate = getattr(plugin, attribute)
+        except Exception:  # a property that fails is no hook
+            continue
+        options = getattr(candidate, _IMPL_ATTRIBUTE, None)
+        if not isinstance(options, dict) or not callable(candidate):
+            continue
+        if (options.get("specname") or attribute) == hook_name:
+            return candidate
+    return None
+
+
+class Declarations:
+    """The declaration hooks of plugin objects, by plugin name."""
+
+    def __init__(self, objects: Mapping[str, object]) -> None:
+        self.objects = objects
+
+    def plugin_settings(self, plugin: str) -> type[msgspec.Struct] | None:
+        function = implementation_on(self.objects[plugin], "plugin_settings")
+        return function() if function else None
+
+    def migrations(self, plugin: str) -> Path | None:
+        """The declared folder, else ``migrations/`` beside the plugin's module."""
+        obj = self.objects[plugin]
+        function = implementation_on(obj, "migrations")
+        if function is not None:
+            found = function()
+            return Path(found) if found is not None else None
+        if inspect.ismodule(obj):
+            source: Any = obj
+        else:
+            source = inspect.getmodule(obj if inspect.isclass(obj) else type(obj))
+        path = getattr(source, "__file__", None)
+        if path is None:
+            return None
+        folder = Path(path).parent / "migrations"
+        return folder if folder.is_dir() and any(folder.glob("*.py")) else None
+
+    def cli_commands(self, cli: click.Group) -> None:
+        for obj in self.objects.values():
+            function = implementation_on(obj, "cli_commands")
+            if function is not None:
+                function(cli=cli)
+
+
+class Hooks:
+    """Every runtime hook as a typed method; ``kernel`` is passed for you."""
+
+    def __init__(self, pm: pluggy.PluginManager, dispatcher: Dispatcher) -> None:
+        self._pm = pm
+        self._d = dispatcher
+
+    def implemented(self, method: Callable[..., Any]) -> bool:
+        """Whether any plugin implements the hook of this facade method
+        (``kernel.hooks.implemented(kernel.hooks.on_hashed)``): skip work nobody wants."""
+        return self._d.has_implementations(method.__name__)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def on_startup(self) -> list[HookFailure]:
+        return await self._d.notify("on_startup")
+
+    async def on_shutdown(self) -> list[HookFailure]:
+        return await self._d.notify("on_shutdown")
+
+    # --- contributions --------------------------------------------------------------------
+
+    def routes(self) -> list[Any]:
+        return self._d.collect_flat("routes")
+
+    def tools(self) -> list[tuple[str, Tool]]:
+        return self._d.collect_flat_by_plugin("tools")
+
+    def search_params(self) -> list[tuple[str, SearchParam]]:
+        return self._d.collect_flat_by_plugin("search_params")
+
+    def search_filters(self, query: SearchQuery) -> list[SearchFilter]:
+        found: list[SearchFilter] = []
+        for result in self._d.collect("search_filters", query=query):
+            found.extend(result if isinstance(result, Sequence) else [result])
+        return found
+
+    def search_sorts(self) -> list[tuple[str, SearchSort]]:
+        return self._d.collect_flat_by_plugin("search_sorts")
+
+    def storage_folders(self) -> list[tuple[str, Path]]:
+        found = self._d.collect_flat_by_plugin("storage_folders")
+        return [(plugin, Path(folder)) for plugin, folder in found]
+
+    async def file_extras(
+        self, files: Sequence[FileRef], user_id: int | None
+    ) -> list[Mapping[int, Mapping[str, Any]]]:
+        found = await self._d.acollect("file_extras", files=files, user_id=user_id)
+        return [extras for _plugin, extras in found]
+
+    # --- ingest -----------------------------------------------------------------------------
+
+    async def on_file_discovered(self, file: FileRef) -> list[HookFailure]:
+        return await self._d.notify("on_file_discovered", file=file)
+
+    async def on_file_changed(self, file: FileRef) -> list[HookFailure]:
+        return await self._d.notify("on_file_changed", file=file)
+
+    async def on_hashed(self, file: FileRef) -> list[HookFailure]:
+        return await self._d.notify("on_hashed", file=file)
+
+    async def on_file_removed(self, file: FileRef) -> list[HookFailure]:
+        return await self._d.notify("on_file_removed", file=file)
+
+    async def drain_backlog(self, limit: int) -> dict[str, int]:
+        """Each plugin's count of files processed (0 for one that failed)."""
+        results = await self._d.notify_results("drain_backlog", limit=limit)
+        return {name: int(count or 0) for name, count in results.items()}
+
+    # --- decisions --------------------------------------------------------------------------
+
+    async def render(self, file: FileRef, size: str, format: str) -> RenderResult | None:
+        return await self._d.first("render", file=file, size=size, format=format)
+
+    def date_taken_table(self) -> FromClause | None:
+        return self._d.first_sync("date_taken_table")
