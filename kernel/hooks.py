@@ -11,7 +11,7 @@ The semantics of each kind (isolation, collection, first result) live in
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,20 +38,23 @@ if TYPE_CHECKING:
 _IMPL_ATTRIBUTE = PROJECT_NAME + "_impl"
 
 
-def implementation_on(plugin: object, hook_name: str) -> Callable[..., Any] | None:
-    """The function implementing ``hook_name`` on a plugin object (module, class or
-    instance), found as pluggy finds it: a marked attribute, by name or ``specname``."""
+def implementations_on(plugin: object) -> Iterator[tuple[str, str, Callable[..., Any]]]:
+    """``(attribute, hook name, function)`` for every hook a plugin object (module, class
+    or instance) implements, found as pluggy finds them: attributes marked ``hookimpl``,
+    named after the hook or carrying its ``specname``."""
     for attribute in dir(plugin):
         try:
             candidate = getattr(plugin, attribute)
         except Exception:  # a property that fails is no hook
             continue
         options = getattr(candidate, _IMPL_ATTRIBUTE, None)
-        if not isinstance(options, dict) or not callable(candidate):
-            continue
-        if (options.get("specname") or attribute) == hook_name:
-            return candidate
-    return None
+        if isinstance(options, dict) and callable(candidate):
+            yield attribute, options.get("specname") or attribute, candidate
+
+
+def implementation_on(plugin: object, hook_name: str) -> Callable[..., Any] | None:
+    """The function implementing ``hook_name`` on a plugin object, if any."""
+    return next((f for _a, hook, f in implementations_on(plugin) if hook == hook_name), None)
 
 
 class Declarations:

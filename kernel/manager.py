@@ -25,7 +25,7 @@ import pluggy
 
 from kernel import hookspecs
 from kernel.config import Config, ConfigError
-from kernel.hooks import Declarations
+from kernel.hooks import Declarations, implementations_on
 from kernel.markers import PROJECT_NAME, contract_of
 
 if TYPE_CHECKING:
@@ -155,15 +155,8 @@ def check_kinds(name: str, obj: object) -> list[str]:
     hook, an ``async def`` where the spec is synchronous, a wrapper, or a declaration on
     a class that is not a staticmethod stop start-up, naming the plugin and the hook."""
     implemented: list[str] = []
-    for attribute in dir(obj):
-        try:
-            candidate = getattr(obj, attribute)
-        except Exception:
-            continue
-        options = getattr(candidate, PROJECT_NAME + "_impl", None)
-        if not isinstance(options, dict) or not callable(candidate):
-            continue
-        hook = options.get("specname") or attribute
+    for attribute, hook, candidate in implementations_on(obj):
+        options = getattr(candidate, PROJECT_NAME + "_impl")
         contract = SPECS.get(hook)
         where = f"plugin {name!r}, hook {hook!r}"
         if contract is None:
