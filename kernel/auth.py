@@ -14,7 +14,7 @@ import jwt
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from kernel.db import Database
 from kernel.tables import users
@@ -42,6 +42,7 @@ class User:
 
     id: int
     username: str
+    token_version: int = 0
 
 
 def hash_password(password: str) -> str:
@@ -81,19 +82,32 @@ def create_user(db: Database, username: str, password: str) -> User:
 
 
 def set_password(db: Database, username: str, password: str) -> None:
+    """A new password; every token issued before it stops working (its version moves on)."""
     password_hash = hash_password(password)
     with db.write() as conn:
         result = conn.execute(
-            update(users).where(users.c.username == username).values(password_hash=password_hash)
+            update(users)
+            .where(users.c.username == username)
+            .values(password_hash=password_hash, token_version=users.c.token_version + 1)
         )
+        if result.rowcount == 0:
+            raise KeyError(f"no user {username!r}")
+
+
+def delete_user(db: Database, username: str) -> None:
+    """Remove a user; their tokens stop working and their favourites go with them."""
+    with db.write() as conn:
+        result = conn.execute(delete(users).where(users.c.username == username))
         if result.rowcount == 0:
             raise KeyError(f"no user {username!r}")
 
 
 def list_users(db: Database) -> list[User]:
     with db.read() as conn:
-        rows = conn.execute(select(users.c.id, users.c.username).order_by(users.c.id)).all()
-    return [User(row.id, row.username) for row in rows]
+        rows = conn.execute(
+            select(users.c.id, users.c.username, users.c.token_version).order_by(users.c.id)
+        ).all()
+    return [User(row.id, row.username, row.token_version) for row in rows]
 
 
 def count_users(db: Database) -> int:
@@ -105,36 +119,66 @@ def authenticate(db: Database, username: str, password: str) -> User | None:
     """The user if the password matches; None alike for unknown users and wrong passwords."""
     with db.read() as conn:
         row = conn.execute(
-            select(users.c.id, users.c.username, users.c.password_hash).where(
-                users.c.username == username
-            )
+            select(
+                users.c.id, users.c.username, users.c.password_hash, users.c.token_version
+            ).where(users.c.username == username)
         ).first()
     if row is None:
         verify_password(password, _DUMMY_HASH)
         return None
-    return User(row.id, row.username) if verify_password(password, row.password_hash) else None
+    if not verify_password(password, row.password_hash):
+        return None
+    return User(row.id, row.username, row.token_version)
 
 
-def issue_token(secret: str, user_id: int, *, lifetime: int = TOKEN_LIFETIME_SECONDS) -> str:
+def issue_token(
+    secret: str, user_id: int, *, version: int = 0, lifetime: int = TOKEN_LIFETIME_SECONDS
+) -> str:
+    """A JWT for the user; ``version`` is the user's ``token_version`` at issue."""
     now = int(time.time())
-    claims = {"sub": str(user_id), "iat": now, "exp": now + lifetime}
+    claims = {"sub": str(user_id), "iat": now, "exp": now + lifetime, "ver": version}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def decode_token(secret: str, token: str) -> int:
-    """The user id in a valid token; raises ``jwt.InvalidTokenError`` otherwise."""
+    """The user id in a valid token (signature and expiry only; ``user_for_token`` also
+    checks the user and the version). Raises ``jwt.InvalidTokenError``."""
+    return decode_claims(secret, token)[0]
+
+
+def decode_claims(secret: str, token: str) -> tuple[int, int]:
+    """(user id, token version) of a valid token; raises ``jwt.InvalidTokenError``
+    otherwise. Tokens issued before versions existed are version 0."""
     claims = jwt.decode(
         token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "iat"]}
     )
-    return int(claims["sub"])
+    version = claims.get("ver", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise jwt.InvalidTokenError("the ver claim is not an integer")
+    return int(claims["sub"]), version
 
 
 def user_by_id(db: Database, user_id: int) -> User | None:
     with db.read() as conn:
         row = conn.execute(
-            select(users.c.id, users.c.username).where(users.c.id == user_id)
+            select(users.c.id, users.c.username, users.c.token_version).where(users.c.id == user_id)
         ).first()
-    return User(row.id, row.username) if row else None
+    return User(row.id, row.username, row.token_version) if row else None
+
+
+def user_for_token(db: Database, secret: str, token: str) -> User:
+    """The live user a bearer token stands for: signature, expiry, the user still there and
+    the token issued since their last password change. Raises ``NotAuthorizedException``."""
+    try:
+        user_id, version = decode_claims(secret, token)
+    except (jwt.InvalidTokenError, ValueError) as exc:
+        raise NotAuthorizedException(f"invalid token: {exc}") from None
+    user = user_by_id(db, user_id)
+    if user is None:
+        raise NotAuthorizedException("the token's user no longer exists")
+    if version != user.token_version:
+        raise NotAuthorizedException("the token was revoked (the password changed); log in again")
+    return user
 
 
 class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
@@ -146,11 +190,5 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthorizedException("missing bearer token")
         kernel = connection.app.state.kernel
-        try:
-            user_id = decode_token(kernel.config.secret_key, token.strip())
-        except (jwt.InvalidTokenError, ValueError) as exc:
-            raise NotAuthorizedException(f"invalid token: {exc}") from None
-        user = user_by_id(kernel.db, user_id)
-        if user is None:
-            raise NotAuthorizedException("the token's user no longer exists")
+        user = user_for_token(kernel.db, kernel.config.secret_key, token.strip())
         return AuthenticationResult(user=user, auth=token)

@@ -10,7 +10,14 @@ import sys
 import click
 
 from kernel import migrate
-from kernel.auth import PasswordTooLong, UserExists, count_users, create_user, list_users
+from kernel.auth import (
+    PasswordTooLong,
+    UserExists,
+    count_users,
+    create_user,
+    delete_user,
+    list_users,
+)
 from kernel.auth import set_password as store_password
 from kernel.config import Config, ConfigError, load_config
 from kernel.core import Kernel
@@ -174,7 +181,23 @@ def user_passwd(name: str, password_stdin: bool) -> None:
         store_password(kernel.db, name, _read_password(password_stdin))
     except (PasswordTooLong, KeyError, ValueError) as exc:
         raise click.ClickException(str(exc).strip("'\"")) from exc
-    click.echo(f"password of {name} changed")
+    click.echo(f"password of {name} changed; tokens issued before now no longer work")
+
+
+@user.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def user_delete(name: str, yes: bool) -> None:
+    """Remove a user: their tokens stop working and their favourites are deleted."""
+    kernel = command_kernel()
+    kernel.migrate()
+    if not yes:
+        click.confirm(f"Delete user {name} and their favourites?", abort=True)
+    try:
+        delete_user(kernel.db, name)
+    except KeyError as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from exc
+    click.echo(f"user {name} deleted")
 
 
 @cli.group()

@@ -15,6 +15,7 @@ users = Table(
     Column("username", String(255), nullable=False, unique=True),
     Column("password_hash", String(255), nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("token_version", Integer, nullable=False, server_default="0"),
 )
 
 files = Table(

@@ -148,7 +148,7 @@ class Harness:
 
     def login_as(self, username: str, password: str = "password-123") -> str:
         user = create_user(self.kernel.db, username, password)
-        return issue_token(self.kernel.config.secret_key, user.id)
+        return issue_token(self.kernel.config.secret_key, user.id, version=user.token_version)
 
 
 @contextlib.contextmanager
@@ -177,6 +177,6 @@ def harness(
         app = create_app(kernel, background=background)
         existing = next((u for u in list_users(kernel.db) if u.username == "tester"), None)
         user = existing or create_user(kernel.db, "tester", "password-123")
-        token = issue_token(config.secret_key, user.id)
+        token = issue_token(config.secret_key, user.id, version=user.token_version)
         with TestClient(app=app, raise_server_exceptions=False) as client:
             yield Harness(app, kernel, client, library, token)

@@ -29,7 +29,8 @@ async def login(kernel: KernelDep, data: JSONBody[LoginRequest]) -> TokenRespons
     user = await asyncio.to_thread(authenticate, kernel.db, data.username, data.password)
     if user is None:
         raise NotAuthorizedException("wrong user name or password")
-    return TokenResponse(token=issue_token(kernel.config.secret_key, user.id))
+    secret = kernel.config.secret_key
+    return TokenResponse(token=issue_token(secret, user.id, version=user.token_version))
 
 
 @get("/health", opt={PUBLIC_OPT: True}, summary="Liveness and database check")
