@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from stat import S_ISREG
@@ -46,13 +46,34 @@ class ScanReport:
     failed: int = 0
 
 
-def walk(root: str, skip: frozenset[str], since_ns: int | None = None) -> Iterator[Stat]:
-    """Every media file under ``root`` (iterative; symlinked folders are not followed).
+def within(path: str, folders: Iterable[str]) -> bool:
+    """Whether ``path`` is one of ``folders`` or lies below one (plain string test)."""
+    return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
-    The hot loop of every scan: one ``stat`` per media file and nothing else (the entry
-    type comes from the directory listing itself).
+
+def link_allowed(path: str, library_root: str, skip: frozenset[str]) -> bool:
+    """A symlinked file is indexed only where the resolver would serve it: its real path
+    inside the library and outside every derived folder."""
+    real = os.path.realpath(path)
+    return within(real, (library_root,)) and not within(real, skip)
+
+
+def walk(
+    root: str,
+    skip: frozenset[str],
+    since_ns: int | None = None,
+    *,
+    library_root: str | None = None,
+) -> Iterator[Stat]:
+    """Every media file under ``root`` that the resolver would serve (iterative).
+
+    Symlinked folders are not followed; a symlinked file is listed only when its real path
+    lies inside ``library_root`` (default ``root``) and outside ``skip``. The hot loop of
+    every scan: one ``stat`` per media file and nothing else (the entry type comes from
+    the directory listing itself).
     """
     types = MEDIA_TYPE_BY_EXTENSION
+    library_root = library_root or root
     stack = [("", root)]
     while stack:
         rel_dir, abs_dir = stack.pop()
@@ -73,6 +94,8 @@ def walk(root: str, skip: frozenset[str], since_ns: int | None = None) -> Iterat
                 dot = name.rfind(".")
                 media_type = types.get(name[dot + 1 :].lower()) if dot >= 0 else None
                 if media_type is None:
+                    continue
+                if entry.is_symlink() and not link_allowed(entry.path, library_root, skip):
                     continue
                 st = entry.stat()
             except OSError:

@@ -19,7 +19,7 @@ from watchfiles import Change, awatch
 from kernel.index import Stat
 from kernel.libraries import Library
 from kernel.mediatypes import media_type_for
-from kernel.scanner import walk
+from kernel.scanner import link_allowed, walk, within
 
 if TYPE_CHECKING:
     from kernel.core import Kernel
@@ -47,6 +47,10 @@ async def wait_until_stable(path: Path) -> os.stat_result | None:
     return None
 
 
+def _walk_list(folder: str, skip: frozenset[str], library_root: str) -> list[Stat]:
+    return list(walk(folder, skip, library_root=library_root))
+
+
 class Watcher:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
@@ -54,11 +58,23 @@ class Watcher:
         self.stop_event = asyncio.Event()
 
     def _locate(self, path: str) -> tuple[Library, str] | None:
+        """The library and relative path of an event, or None for one a full scan would not
+        index: outside every library, under a derived folder, or reached through a
+        symlinked folder (a loop back into the library, a folder linked in from outside)."""
+        skip = self._skip()
+        if within(path, skip):
+            return None
         for library in self.kernel.libraries:
             root = str(library.root)
             if path.startswith(root + os.sep):
+                parent = os.path.dirname(path)
+                if os.path.realpath(parent) != parent:
+                    return None
                 return library, path[len(root) + 1 :].replace(os.sep, "/")
         return None
+
+    def _skip(self) -> frozenset[str]:
+        return frozenset(str(p) for p in self.kernel.storage_folders)
 
     async def handle(self, changes: set[tuple[Change, str]]) -> None:
         """Apply one debounced batch of events to the index and fire hooks.
@@ -78,9 +94,11 @@ class Watcher:
                 else:
                     await self.kernel.ingest.remove(library, rel_path)
             elif media_type_for(path) is not None:
+                if os.path.islink(path) and not link_allowed(path, str(library.root), self._skip()):
+                    continue
                 touched[path] = located
-            elif change == Change.added and os.path.isdir(path):
-                found = await asyncio.to_thread(lambda p=path: list(walk(p, frozenset())))
+            elif change == Change.added and os.path.isdir(path) and not os.path.islink(path):
+                found = await asyncio.to_thread(_walk_list, path, self._skip(), str(library.root))
                 for stat in found:
                     touched[os.path.join(path, stat.rel_path)] = (
                         library,
