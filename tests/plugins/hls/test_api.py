@@ -86,3 +86,12 @@ def test_the_openapi_document_describes_the_routes(tmp_path):
     for code in ("202", "200"):  # queued now, or already there
         ref = generate[code]["content"]["application/json"]["schema"]["$ref"]
         assert "queued_now" in schemas[ref.rsplit("/", 1)[1]]["properties"]
+
+
+def test_video_path_defaults_to_the_data_directory(tmp_path):
+    """VIDEO_PATH unset (or empty): ``hls`` in the data directory, created by the kernel
+    and kept out of its scans."""
+    with harness(tmp_path, ["hls"], plugins_toml=ON_DEMAND, env={"VIDEO_PATH": ""}) as h:
+        plugin = h.kernel.plugin("hls")
+        assert isinstance(plugin, Plugin) and plugin.root == tmp_path / "data" / "hls"
+        assert plugin.root.is_dir() and plugin.root in h.kernel.storage_folders

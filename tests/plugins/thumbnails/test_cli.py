@@ -134,3 +134,13 @@ def test_custom_sizes_and_storage_folders(tmp_path: Path, library: Path) -> None
             assert preview.size == (300, 240)
         response = h.get("/image", params={"path": "2024/trip/a.jpg", "size": "preview"})
         assert response.content == (folder / "a.jpg.preview.jpg").read_bytes()
+
+
+def test_storage_folders_default_to_the_data_directory(tmp_path: Path, library: Path) -> None:
+    """THUMBNAILS and GIFS_DIRECTORY unset (or empty): ``thumbnails`` and ``gifs`` in the
+    data directory, created by the kernel and kept out of its scans."""
+    with harness(tmp_path, ["thumbnails"], env={"GIFS_DIRECTORY": ""}) as h:
+        data = tmp_path / "data"
+        assert storage(h) == Storage(data / "thumbnails", data / "gifs")
+        assert (data / "thumbnails").is_dir() and (data / "gifs").is_dir()
+        assert {data / "thumbnails", data / "gifs"} <= set(h.kernel.storage_folders)
