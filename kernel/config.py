@@ -53,9 +53,6 @@ class Config:
     data_dir: Path
     database_url: str
     base_path: Path | None
-    thumbnails: Path
-    video_path: Path
-    gifs_directory: Path
     bind_host: str
     bind_port: int
     cors_allowed_origins: list[str]
@@ -189,16 +186,10 @@ def load_config(
     origins = [o.strip() for o in (_env(merged, "CORS_ALLOWED_ORIGINS", "") or "").split(",")]
     excluded = [e.strip() for e in (_env(merged, "EXCLUDED_DIRS", "") or "").split(",")]
 
-    def directory(name: str, default: str) -> Path:
-        return Path(_env(merged, name) or data_dir / default).expanduser().resolve()
-
     return Config(
         data_dir=data_dir,
         database_url=_database_url(_env(merged, "DATABASE_URL"), data_dir),
         base_path=Path(base_path).expanduser().resolve() if base_path else None,
-        thumbnails=directory("THUMBNAILS", "thumbnails"),
-        video_path=directory("VIDEO_PATH", "hls"),
-        gifs_directory=directory("GIFS_DIRECTORY", "gifs"),
         bind_host=host,
         bind_port=port,
         cors_allowed_origins=[o for o in origins if o],

@@ -13,92 +13,103 @@ in ``worker``, ffmpeg itself in ``runner``, the on-disk layout and playlist rewr
 
 from __future__ import annotations
 
-import threading
-import weakref
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
+from litestar import Router
+from litestar.di import Provide
 
 from kernel import hookimpl
+from kernel.plugin import Plugin as KernelPlugin
 from kernel.types import FileRef
 
+from . import layout
 from .settings import HlsSettings
 from .worker import HlsService
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from kernel.core import Kernel
 
-_services: weakref.WeakKeyDictionary[Kernel, HlsService] = weakref.WeakKeyDictionary()
-_services_lock = threading.Lock()
 
+class Plugin(KernelPlugin[HlsSettings]):
+    """The HLS plugin of one kernel: its settings, its ``VIDEO_PATH`` and, while the
+    kernel runs, its scheduler (``HlsService``).
 
-def service(kernel: Kernel) -> HlsService:
-    """The scheduler of this kernel (tests run several kernels side by side)."""
-    with _services_lock:
-        found = _services.get(kernel)
-        if found is None or found.closed:
-            found = _services[kernel] = HlsService(kernel)
-        return found
+    The folder is known from construction (the kernel asks for it while it is built); the
+    scheduler lives from ``on_startup`` to ``on_shutdown``, which kills its runs and puts
+    their jobs back in the queue. Routes reach this instance as the ``plugin``
+    dependency of the Router ``routes`` returns, never by the plugin's name.
+    """
 
+    def __init__(self, kernel: Kernel, settings: HlsSettings) -> None:
+        super().__init__(kernel, settings)
+        self.root = layout.video_root(kernel.config)
+        self._service: HlsService | None = None
 
-@hookimpl
-def plugin_settings() -> type[msgspec.Struct]:
-    return HlsSettings
+    @property
+    def service(self) -> HlsService:
+        """The scheduler; only between ``on_startup`` and ``on_shutdown``."""
+        if self._service is None:
+            raise RuntimeError("the hls plugin is not started")
+        return self._service
 
+    # --- declarations ----------------------------------------------------------------------
 
-@hookimpl
-def migrations() -> Path:
-    return Path(__file__).parent / "migrations"
+    @staticmethod
+    @hookimpl
+    def plugin_settings() -> type[msgspec.Struct]:
+        return HlsSettings
 
+    @hookimpl
+    def storage_folders(self) -> list[Path]:
+        return [self.root]
 
-@hookimpl
-def storage_folders(kernel: Kernel) -> list[Path]:
-    return [kernel.config.video_path]
+    @hookimpl
+    def routes(self) -> list[Router]:
+        from .routes import ROUTES  # the handlers import this module's ``Plugin``
 
+        def provide_plugin() -> Plugin:
+            return self
 
-@hookimpl(specname="routes")  # named apart so that ``plugins.hls.routes`` stays the module
-def http_routes() -> list[object]:
-    from .routes import ROUTES
+        provide = Provide(provide_plugin, sync_to_thread=False)
+        return [Router(path="/", route_handlers=ROUTES, dependencies={"plugin": provide})]
 
-    return list(ROUTES)
+    # --- lifecycle -------------------------------------------------------------------------
 
+    @hookimpl
+    async def on_startup(self) -> None:
+        """Recover interrupted jobs, queue the pre-generation backlog, start the worker."""
+        if self._service is None:
+            self._service = HlsService(self.kernel, self.settings, self.root)
+        self.kernel.spawn_background(self._service.run(), "hls: worker")
 
-@hookimpl
-async def on_startup(kernel: Kernel) -> None:
-    """Recover interrupted jobs, queue the pre-generation backlog, start the worker."""
-    kernel.spawn_background(service(kernel).run(), "hls: worker")
+    @hookimpl
+    async def on_shutdown(self) -> None:
+        service, self._service = self._service, None
+        if service is not None:
+            await service.close()
 
+    # --- ingest ----------------------------------------------------------------------------
 
-@hookimpl
-async def on_shutdown(kernel: Kernel) -> None:
-    with _services_lock:
-        found = _services.pop(kernel, None)
-    if found is not None:
-        await found.close()
+    @hookimpl
+    async def on_hashed(self, file: FileRef) -> None:
+        """A video's content is confirmed: queue its rendition (pre-generation)."""
+        if file.media_type == "video" and self.settings.pregenerate:
+            await self.service.request(file, requested=False)
 
+    @hookimpl
+    async def drain_backlog(self, limit: int) -> int:
+        return await self.service.drain(limit)
 
-@hookimpl
-async def on_hashed(file: FileRef, kernel: Kernel) -> None:
-    """A video's content is confirmed: queue its rendition (pre-generation)."""
-    svc = service(kernel)
-    if file.media_type == "video" and svc.settings.pregenerate:
-        await svc.request(file, requested=False)
+    @hookimpl
+    async def on_file_changed(self, file: FileRef) -> None:
+        """The old rendition shows other content: stop and delete it (re-queued once hashed)."""
+        if file.media_type == "video":
+            await self.service.invalidate(file.id)
 
-
-@hookimpl
-async def drain_backlog(kernel: Kernel, limit: int) -> int:
-    return await service(kernel).drain(limit)
-
-
-@hookimpl
-async def on_file_changed(file: FileRef, kernel: Kernel) -> None:
-    """The old rendition shows other content: stop and delete it (re-queued once hashed)."""
-    if file.media_type == "video":
-        await service(kernel).invalidate(file.id)
-
-
-@hookimpl
-async def on_file_removed(file: FileRef, kernel: Kernel) -> None:
-    if file.media_type == "video":
-        await service(kernel).invalidate(file.id)
+    @hookimpl
+    async def on_file_removed(self, file: FileRef) -> None:
+        if file.media_type == "video":
+            await self.service.invalidate(file.id)

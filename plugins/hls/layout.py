@@ -15,6 +15,10 @@ Clients never see ffmpeg's playlist as written: ``render`` rewrites each URI int
 authenticated segment route with a signed token, drops anything after a segment that is
 not on disk, and adds ``EXT-X-START`` so players begin at the start of a growing EVENT
 playlist instead of at its "live" edge.
+
+``VIDEO_PATH`` is the plugin's own folder: it reads the variable (the Rust server's name)
+from the environment and ``.env`` the kernel merged, and declares the folder through
+``storage_folders`` so the kernel creates it and never scans it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ import re
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kernel.config import Config
 
 PLAYLIST = "index.m3u8"
 INIT = "init.mp4"
@@ -36,6 +44,13 @@ MEDIA_TYPES = {"mp4": "video/mp4", "m4s": "video/iso.segment"}
 ORPHAN_AGE_SECONDS = 600.0
 _MAP_URI = re.compile(r'URI="([^"]*)"')
 _EXTINF = re.compile(r"#EXTINF:([0-9.]+)")
+
+
+def video_root(config: Config) -> Path:
+    """``VIDEO_PATH``, else ``hls`` in the data directory (an empty value counts as
+    unset, as for the kernel's variables), absolute."""
+    value = config.env.get("VIDEO_PATH") or config.data_dir / "hls"
+    return Path(value).expanduser().resolve()
 
 
 def file_dir(root: Path, file_id: int) -> Path:

@@ -11,30 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import jwt
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from msgspec import UNSET, UnsetType
 
 from kernel.auth import decode_token, user_by_id
 from kernel.core import Kernel
-from kernel.deps import KernelDep
 from kernel.index import Stat
 from kernel.libraries import PathRefused
 from kernel.mediatypes import media_type_for
 from kernel.routes.serving import serve_file
 from kernel.types import FileRef, InvalidParameter
 
-from . import jobs, layout, tokens
-from .worker import HlsService
+from . import Plugin, jobs, layout, tokens
 
 M3U8 = "application/vnd.apple.mpegurl"
 SEGMENT_CACHE_SECONDS = 86400
 _POLL = 0.05
+
+#: The plugin instance whose Router serves the request (see ``Plugin.routes``).
+PluginDep = NamedDependency[Plugin]
 
 
 class GenerateBody(msgspec.Struct):
@@ -43,10 +47,33 @@ class GenerateBody(msgspec.Struct):
     retry: bool = False  # run a failed job again (a failure is kept until the file changes)
 
 
-def _service(kernel: Kernel) -> HlsService:
-    from . import service  # the registry lives beside the hooks
+class Progress(msgspec.Struct):
+    """How far ffmpeg has got through the source (null while unknown)."""
 
-    return service(kernel)
+    processed_seconds: float
+    duration_seconds: float | None
+    fraction: float | None
+
+
+class VideoState(msgspec.Struct):
+    """The state of a video's rendition. With no job yet (``status`` "none") only
+    ``path``, ``library`` and ``status`` are sent; with a job, every field."""
+
+    path: str
+    library: int
+    status: Literal["none", "queued", "running", "done", "failed"]
+    mode: Literal["remux", "transcode"] | UnsetType | None = UNSET
+    paused: bool | UnsetType = UNSET  # a video a user asked for suspended this run for now
+    progress: Progress | UnsetType = UNSET
+    error: str | UnsetType | None = UNSET  # ffmpeg's last error lines when failed
+    attempts: int | UnsetType = UNSET
+    playlist_url: str | UnsetType | None = UNSET  # signed: plays without a header
+
+
+class Generated(VideoState, kw_only=True):
+    """``POST /video/generate``: the state, and whether this call queued the job."""
+
+    queued_now: bool
 
 
 async def _video(kernel: Kernel, library: str | int | None, path: str) -> FileRef:
@@ -67,58 +94,61 @@ async def _video(kernel: Kernel, library: str | int | None, path: str) -> FileRe
     return ref
 
 
-def _state(kernel: Kernel, ref: FileRef, job: jobs.Job | None) -> dict[str, Any]:
-    """The JSON clients get from generate and status."""
-    svc = _service(kernel)
-    settings = svc.settings
+def _state_fields(plugin: Plugin, ref: FileRef, job: jobs.Job | None) -> dict[str, Any]:
+    """The keyword arguments of ``VideoState`` (``Generated`` adds ``queued_now``)."""
     if job is None:
         return {"path": ref.rel_path, "library": ref.library_id, "status": "none"}
     duration = job.duration
     fraction = min(1.0, job.processed / duration) if duration else None
     if job.status == jobs.DONE:
         fraction = 1.0
-    token = tokens.sign(kernel.config.secret_key, ref.id, settings.token_seconds)
+    secret = plugin.kernel.config.secret_key
+    token = tokens.sign(secret, ref.id, plugin.settings.token_seconds)
     query = urlencode({"path": ref.rel_path, "library": ref.library_id, "token": token})
     return {
         "path": ref.rel_path,
         "library": ref.library_id,
         "status": job.status,
         "mode": job.mode,
-        "paused": svc.paused(ref.id),
-        "progress": {
-            "processed_seconds": round(job.processed, 3),
-            "duration_seconds": round(duration, 3) if duration is not None else None,
-            "fraction": round(fraction, 4) if fraction is not None else None,
-        },
+        "paused": plugin.service.paused(ref.id),
+        "progress": Progress(
+            processed_seconds=round(job.processed, 3),
+            duration_seconds=round(duration, 3) if duration is not None else None,
+            fraction=round(fraction, 4) if fraction is not None else None,
+        ),
         "error": job.error,
         "attempts": job.attempts,
         "playlist_url": f"/video/stream?{query}" if job.status != jobs.FAILED else None,
     }
 
 
-@post("/video/generate", summary="Queue the HLS rendition of a video (idempotent)")
-async def generate(kernel: KernelDep, data: JSONBody[GenerateBody]) -> Response[dict[str, Any]]:
+@post(
+    "/video/generate",
+    summary="Queue the HLS rendition of a video (idempotent)",
+    status_code=202,
+    responses={200: ResponseSpec(Generated, description="The job existed already: its state")},
+)
+async def generate(plugin: PluginDep, data: JSONBody[GenerateBody]) -> Response[Generated]:
+    kernel, svc = plugin.kernel, plugin.service
     ref = await _video(kernel, data.library, data.path)
-    svc = _service(kernel)
     result = await svc.request(ref)
     job, created = result.job, result.created
     if data.retry and job.status == jobs.FAILED and await svc.renew(job, ref):
         job = await asyncio.to_thread(jobs.get, kernel.db, ref.id) or job
         created = True
-    body = _state(kernel, ref, job)
-    body["queued_now"] = created
+    body = Generated(**_state_fields(plugin, ref, job), queued_now=created)
     return Response(body, status_code=202 if created else 200)
 
 
 @get("/video/status", summary="State and progress of a video's HLS rendition")
 async def status(
-    kernel: KernelDep,
+    plugin: PluginDep,
     file_path: Annotated[str, QueryParameter(name="path")],
     library: FromQuery[str | None] = None,
-) -> dict[str, Any]:
-    ref = await _video(kernel, library, file_path)
-    job = await asyncio.to_thread(jobs.get, kernel.db, ref.id)
-    return _state(kernel, ref, job)
+) -> VideoState:
+    ref = await _video(plugin.kernel, library, file_path)
+    job = await asyncio.to_thread(jobs.get, plugin.kernel.db, ref.id)
+    return VideoState(**_state_fields(plugin, ref, job))
 
 
 async def _authorized_video(
@@ -153,13 +183,13 @@ async def _authorized_video(
 )
 async def stream(
     request: Request,
-    kernel: KernelDep,
+    plugin: PluginDep,
     file_path: Annotated[str, QueryParameter(name="path")],
     library: FromQuery[str | None] = None,
     token: FromQuery[str | None] = None,
 ) -> Response[Any]:
+    kernel, svc = plugin.kernel, plugin.service
     ref = await _authorized_video(request, kernel, library, file_path, token)
-    svc = _service(kernel)
     job = (await svc.request(ref)).job
     deadline = time.monotonic() + svc.settings.stream_wait_seconds
     signed = tokens.sign(kernel.config.secret_key, ref.id, svc.settings.token_seconds)
@@ -201,15 +231,15 @@ async def stream(
 )
 async def segment(
     request: Request,
-    kernel: KernelDep,
+    plugin: PluginDep,
     file_id: FromPath[int],
     key: FromPath[str],
     name: FromPath[str],
     token: FromQuery[str | None] = None,
 ) -> Any:
-    if not tokens.verify(kernel.config.secret_key, file_id, token):
+    if not tokens.verify(plugin.kernel.config.secret_key, file_id, token):
         raise NotAuthorizedException("invalid or expired token")
-    path = layout.segment_path(kernel.config.video_path, file_id, key, name)
+    path = layout.segment_path(plugin.root, file_id, key, name)
     if path is None or not await asyncio.to_thread(path.is_file):
         raise NotFoundException("no such segment")
     return serve_file(request, path, layout.media_type(name), cache_seconds=SEGMENT_CACHE_SECONDS)

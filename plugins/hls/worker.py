@@ -114,11 +114,11 @@ class Running:
 class HlsService:
     """Queue, scheduler and runs of one kernel."""
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: Kernel, settings: HlsSettings, root: Path) -> None:
         self.kernel = kernel
         self.db = kernel.db
-        self.settings: HlsSettings = kernel.settings_for("hls") or HlsSettings()
-        self.root: Path = kernel.config.video_path
+        self.settings = settings
+        self.root = root
         self.owner = new_owner()
         self.running: dict[int, Running] = {}
         workers = 2 * self.settings.max_concurrent + 1  # running + suspended + spare

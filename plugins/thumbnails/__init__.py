@@ -4,14 +4,14 @@ Served through the kernel's ``render`` hook (``GET /image?path=&size=thumb|previ
 &format=jpeg|webp``), made ahead of time on ingest and on demand when missing. The
 ``thumbnails`` table is the queue: a crash, or the plugin switched off and on, is caught
 up by ``drain_backlog``; a file that cannot be rendered is recorded with the reason and
-left alone until it changes. Storage layout: see ``layout``; rendering: ``render``.
+left alone until it changes. Storage folders and layout: ``layout``; which decoder a file
+goes through: ``dispatch``, built on the primitives of ``imaging``; the render pool:
+``worker``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -19,6 +19,7 @@ from litestar.exceptions import NotFoundException
 from PIL import Image
 
 from kernel import InvalidParameter, RenderResult, hookimpl
+from kernel.plugin import Plugin as KernelPlugin
 from kernel.types import FileRef
 
 from . import layout, store
@@ -26,137 +27,131 @@ from .settings import ThumbnailSettings
 from .worker import Thumbnailer, Unrenderable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import click
 
     from kernel.core import Kernel
 
-#: One render pool per running kernel (tests run several side by side); made on first
-#: use, closed and dropped by ``on_shutdown``.
-_services: dict[Kernel, Thumbnailer] = {}
-_services_lock = threading.Lock()
 
+class Plugin(KernelPlugin[ThumbnailSettings]):
+    """The thumbnails plugin of one kernel: its settings, its storage folders and, while
+    the kernel runs, its render pool.
 
-def service(kernel: Kernel) -> Thumbnailer:
-    """The render pool of this kernel."""
-    with _services_lock:
-        found = _services.get(kernel)
-        if found is None:
-            found = _services[kernel] = Thumbnailer(kernel)
-        return found
+    The folders are known from construction (the kernel asks for them while it is built);
+    the pool (threads) exists between ``on_startup`` and ``on_shutdown``, so a kernel that
+    is built and never started (a command that only migrates) starts no thread.
+    """
 
+    def __init__(self, kernel: Kernel, settings: ThumbnailSettings) -> None:
+        super().__init__(kernel, settings)
+        self.storage = layout.Storage.from_config(kernel.config)
+        self._thumbnailer: Thumbnailer | None = None
 
-def _discard(kernel: Kernel, file: FileRef) -> None:
-    """Delete a file's renditions and its state row (it goes back into the backlog)."""
-    store.forget(kernel.db, [file.id])
-    config = kernel.config
-    layout.remove(
-        layout.all_paths(config, file.library_id, file.rel_path),
-        stop_at=[config.thumbnails, config.gifs_directory],
-    )
+    @property
+    def thumbnailer(self) -> Thumbnailer:
+        """The render pool; only between ``on_startup`` (or ``start``) and shutdown."""
+        if self._thumbnailer is None:
+            raise RuntimeError("the thumbnails plugin is not started")
+        return self._thumbnailer
 
+    def start(self) -> Thumbnailer:
+        """Apply the process-wide picture limit and build the render pool (once).
 
-# --- declarations --------------------------------------------------------------------------
+        Called by ``on_startup`` and by the command line, which renders without a server.
+        """
+        Image.MAX_IMAGE_PIXELS = int(self.settings.max_megapixels * 1_000_000)
+        if self._thumbnailer is None:
+            self._thumbnailer = Thumbnailer(self.kernel, self.settings, self.storage)
+        return self._thumbnailer
 
+    def stop(self) -> None:
+        """Finish the renders under way, commit their rows, stop the threads."""
+        thumbnailer, self._thumbnailer = self._thumbnailer, None
+        if thumbnailer is not None:
+            thumbnailer.close()
 
-@hookimpl
-def plugin_settings() -> type[msgspec.Struct]:
-    return ThumbnailSettings
+    def _discard(self, file: FileRef) -> None:
+        """Delete a file's renditions and its state row (it goes back into the backlog)."""
+        store.forget(self.kernel.db, [file.id])
+        paths = layout.all_paths(self.storage, file.library_id, file.rel_path)
+        layout.remove(paths, stop_at=self.storage.roots)
 
+    # --- declarations ----------------------------------------------------------------------
 
-@hookimpl
-def migrations() -> Path:
-    return Path(__file__).parent / "migrations"
+    @staticmethod
+    @hookimpl
+    def plugin_settings() -> type[msgspec.Struct]:
+        return ThumbnailSettings
 
+    @staticmethod
+    @hookimpl
+    def cli_commands(cli: click.Group) -> None:
+        from .cli import thumbnails_group
 
-@hookimpl
-def storage_folders(kernel: Kernel) -> list[Path]:
-    return [kernel.config.thumbnails, kernel.config.gifs_directory]
+        cli.add_command(thumbnails_group)
 
+    @hookimpl
+    def storage_folders(self) -> list[Path]:
+        return self.storage.roots
 
-@hookimpl
-def cli_commands(cli: click.Group) -> None:
-    from .cli import thumbnails_group
+    # --- lifecycle -------------------------------------------------------------------------
 
-    cli.add_command(thumbnails_group)
+    @hookimpl
+    async def on_startup(self) -> None:
+        self.start()
+        self.kernel.spawn_background(
+            asyncio.to_thread(layout.sweep_temporaries, self.storage.roots),
+            "thumbnails: sweep temporaries",
+        )
 
+    @hookimpl
+    async def on_shutdown(self) -> None:
+        await asyncio.to_thread(self.stop)
 
-# --- lifecycle -------------------------------------------------------------------------------
+    # --- ingest ----------------------------------------------------------------------------
 
+    @hookimpl
+    async def on_file_discovered(self, file: FileRef) -> None:
+        """Put idle render threads to work while the scanner is still hashing (returns at
+        once; when every thread is busy the file waits for ``on_hashed`` as usual)."""
+        variants = self.thumbnailer.pregenerated(file)
+        if variants:
+            self.thumbnailer.submit_if_idle(file, variants)
 
-@hookimpl
-async def on_startup(kernel: Kernel) -> None:
-    settings: ThumbnailSettings = kernel.settings_for("thumbnails")
-    Image.MAX_IMAGE_PIXELS = int(settings.max_megapixels * 1_000_000)
-    service(kernel)
-    roots = [kernel.config.thumbnails, kernel.config.gifs_directory]
-    kernel.spawn_background(
-        asyncio.to_thread(layout.sweep_temporaries, roots), "thumbnails: sweep temporaries"
-    )
+    @hookimpl
+    async def on_hashed(self, file: FileRef) -> None:
+        """Hand the file to the pool and return: the scanner hashes on meanwhile."""
+        variants = self.thumbnailer.pregenerated(file)
+        if variants:
+            await self.thumbnailer.submit_bounded(file, variants)
 
+    @hookimpl
+    async def drain_backlog(self, limit: int) -> int:
+        """Wait for the ingest work in flight, then render what the table says is missing."""
+        budget = self.kernel.config.kernel.hook_timeout_seconds / 2
+        return await self.thumbnailer.drain(limit, budget)
 
-@hookimpl
-async def on_shutdown(kernel: Kernel) -> None:
-    with _services_lock:
-        found = _services.pop(kernel, None)
-    if found is not None:
-        await asyncio.to_thread(found.close)
+    @hookimpl
+    def on_file_changed(self, file: FileRef) -> None:
+        self._discard(file)
 
+    @hookimpl
+    def on_file_removed(self, file: FileRef) -> None:
+        self._discard(file)
 
-# --- ingest ----------------------------------------------------------------------------------
+    # --- serving ---------------------------------------------------------------------------
 
-
-@hookimpl
-async def on_file_discovered(file: FileRef, kernel: Kernel) -> None:
-    """Put idle render threads to work while the scanner is still hashing (returns at
-    once; when every thread is busy the file waits for ``on_hashed`` as usual)."""
-    thumbnailer = service(kernel)
-    variants = thumbnailer.pregenerated(file)
-    if variants:
-        thumbnailer.submit_if_idle(file, variants)
-
-
-@hookimpl
-async def on_hashed(file: FileRef, kernel: Kernel) -> None:
-    """Hand the file to the pool and return: the scanner hashes on meanwhile."""
-    thumbnailer = service(kernel)
-    variants = thumbnailer.pregenerated(file)
-    if variants:
-        await thumbnailer.submit_bounded(file, variants)
-
-
-@hookimpl
-async def drain_backlog(kernel: Kernel, limit: int) -> int:
-    """Wait for the ingest work in flight, then render what the table says is missing."""
-    budget = kernel.config.kernel.hook_timeout_seconds / 2
-    return await service(kernel).drain(limit, budget)
-
-
-@hookimpl
-def on_file_changed(file: FileRef, kernel: Kernel) -> None:
-    _discard(kernel, file)
-
-
-@hookimpl
-def on_file_removed(file: FileRef, kernel: Kernel) -> None:
-    _discard(kernel, file)
-
-
-# --- serving ---------------------------------------------------------------------------------
-
-
-@hookimpl(specname="render")  # named apart so that ``plugins.thumbnails.render`` stays the module
-async def render_rendition(
-    file: FileRef, size: str, format: str, kernel: Kernel
-) -> RenderResult | None:
-    """``size=thumb|preview`` (``format=jpeg|webp``) of any file, ``size=gif`` of a video."""
-    thumbnailer = service(kernel)
-    v = layout.variant(thumbnailer.settings, size, format)
-    if v is None:
-        return None
-    if v.is_gif and file.media_type != "video":
-        raise InvalidParameter("size", "gif (an animated preview) is only made of videos")
-    try:
-        path = await thumbnailer.serve(file, v)
-    except Unrenderable as exc:
-        raise NotFoundException(f"no {v.size} of {file.rel_path}: {exc}") from None
-    return RenderResult(path, v.media_type, thumbnailer.settings.cache_seconds)
+    @hookimpl
+    async def render(self, file: FileRef, size: str, format: str) -> RenderResult | None:
+        """``size=thumb|preview`` (``format=jpeg|webp``) of any file, ``size=gif`` of a video."""
+        v = layout.variant(self.settings, size, format)
+        if v is None:
+            return None
+        if v.is_gif and file.media_type != "video":
+            raise InvalidParameter("size", "gif (an animated preview) is only made of videos")
+        try:
+            path = await self.thumbnailer.serve(file, v)
+        except Unrenderable as exc:
+            raise NotFoundException(f"no {v.size} of {file.rel_path}: {exc}") from None
+        return RenderResult(path, v.media_type, self.settings.cache_seconds)

@@ -14,17 +14,22 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 import click
 
 from kernel.cli import command_kernel
-from kernel.core import Kernel
 
-from . import store
-from .worker import Outcome, Thumbnailer
+from . import Plugin, store
+from .worker import Outcome
 
+NAME = "thumbnails"
 CHUNK = 500
 
 
-def open_kernel() -> Kernel:
-    """The kernel for a command, with the same default library as ``imageapi serve``."""
-    return command_kernel(only=["thumbnails"], migrate=True)
+def open_plugin() -> Plugin:
+    """This plugin in a kernel of its own (only it enabled, the same default library as
+    ``imageapi serve``), with its settings and folders as the server would have them."""
+    kernel = command_kernel(only=[NAME], migrate=True)
+    plugin = kernel.plugin(NAME)
+    if not isinstance(plugin, Plugin):  # another package registered under our name
+        raise click.ClickException(f"plugin {NAME!r} is not this thumbnails plugin")
+    return plugin
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
@@ -41,8 +46,9 @@ def thumbnails_group() -> None:
 @click.option("--failed", "failed_only", is_flag=True, help="Only files that failed before.")
 def rebuild(failed_only: bool) -> None:
     """Render the ingest renditions of every file again (or of the failed ones)."""
-    kernel = open_kernel()
-    thumbnailer = Thumbnailer(kernel)
+    plugin = open_plugin()
+    kernel = plugin.kernel
+    thumbnailer = plugin.start()
     ids = store.rebuild_targets(kernel.db, failed_only=failed_only)
     window = thumbnailer.workers * 2
     done = failed = 0
@@ -73,7 +79,7 @@ def rebuild(failed_only: bool) -> None:
                         settle(finished)
             settle(wait(pending).done)
     finally:
-        thumbnailer.close()
+        plugin.stop()
         kernel.db.dispose()
     click.echo(f"{done} rendered, {failed} failed")
     if failed:
@@ -84,7 +90,7 @@ def rebuild(failed_only: bool) -> None:
 @click.option("--failed", "show_failed", is_flag=True, help="List failed files and why.")
 def status(show_failed: bool) -> None:
     """How many files have their renditions, failed, or wait in the backlog."""
-    kernel = open_kernel()
+    kernel = open_plugin().kernel
     try:
         counts = store.counts(kernel.db)
         click.echo(

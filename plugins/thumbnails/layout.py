@@ -12,6 +12,11 @@ collide::
 Files are written to a hidden temporary name beside their final one and renamed into
 place, so a reader sees the old file or the new one, never half of one; temporary
 files a crash leaves behind carry ``TMP_PREFIX`` and are swept at start-up.
+
+The two folders are the plugin's own: it reads ``THUMBNAILS`` and ``GIFS_DIRECTORY``
+(the Rust server's names) from the environment and ``.env`` the kernel merged, and
+declares them through ``storage_folders`` so the kernel creates them and never scans
+them.
 """
 
 from __future__ import annotations
@@ -96,22 +101,45 @@ def pregenerated(settings: ThumbnailSettings, media_type: str) -> tuple[Variant,
     return tuple(v for v in found if v is not None)
 
 
-def path_for(config: Config, library_id: int, rel_path: str, v: Variant) -> Path:
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """The plugin's two storage roots, absolute."""
+
+    thumbnails: Path  # THUMBNAILS: stills (thumb, preview)
+    gifs: Path  # GIFS_DIRECTORY: animated previews
+
+    @classmethod
+    def from_config(cls, config: Config) -> Storage:
+        """``THUMBNAILS`` and ``GIFS_DIRECTORY``, else ``thumbnails`` and ``gifs`` in the
+        data directory (an empty value counts as unset, as for the kernel's variables)."""
+
+        def folder(name: str, default: str) -> Path:
+            value = config.env.get(name) or config.data_dir / default
+            return Path(value).expanduser().resolve()
+
+        return cls(folder("THUMBNAILS", "thumbnails"), folder("GIFS_DIRECTORY", "gifs"))
+
+    @property
+    def roots(self) -> list[Path]:
+        return [self.thumbnails, self.gifs]
+
+
+def path_for(storage: Storage, library_id: int, rel_path: str, v: Variant) -> Path:
     """Where a rendition of ``rel_path`` is stored (see the module docstring)."""
     if v.is_gif:
-        return config.gifs_directory.joinpath(str(library_id), *f"{rel_path}.gif".split("/"))
+        return storage.gifs.joinpath(str(library_id), *f"{rel_path}.gif".split("/"))
     name = f"{rel_path}.{v.size}.{v.ext}"
-    return config.thumbnails.joinpath(str(library_id), *name.split("/"))
+    return storage.thumbnails.joinpath(str(library_id), *name.split("/"))
 
 
-def all_paths(config: Config, library_id: int, rel_path: str) -> list[Path]:
+def all_paths(storage: Storage, library_id: int, rel_path: str) -> list[Path]:
     """Every rendition a file can have, whatever the current settings."""
     paths = [
-        path_for(config, library_id, rel_path, Variant(size, ext, 1))
+        path_for(storage, library_id, rel_path, Variant(size, ext, 1))
         for size in ("thumb", "preview")
         for ext in STILL_EXTENSIONS
     ]
-    paths.append(path_for(config, library_id, rel_path, Variant("gif", "gif", 1)))
+    paths.append(path_for(storage, library_id, rel_path, Variant("gif", "gif", 1)))
     return paths
 
 

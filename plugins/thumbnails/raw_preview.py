@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .render import RenderError, check_pixels, open_image, shrink
+from .imaging import RenderError, check_pixels, open_image, shrink
 
 __all__ = ["Tiff", "check_tiff_structure", "read_tiff", "render_raw"]
 

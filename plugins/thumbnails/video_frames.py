@@ -25,7 +25,7 @@ from media.ffmpeg import (
     open_options,
 )
 
-from .render import RenderError, encode, fit_size
+from .imaging import RenderError, encode, fit_size
 
 __all__ = ["grab_frames", "poster_time", "render_video_frame", "render_video_gif"]
 

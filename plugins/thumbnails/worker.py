@@ -130,9 +130,12 @@ class Job:
 class Thumbnailer:
     """Renders for one kernel: the pool, the jobs in flight, the slots ingest may use."""
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(
+        self, kernel: Kernel, settings: ThumbnailSettings, storage: layout.Storage
+    ) -> None:
         self.kernel = kernel
-        self.settings: ThumbnailSettings = kernel.settings_for("thumbnails") or ThumbnailSettings()
+        self.settings = settings
+        self.storage = storage
         self.workers = self.settings.workers or os.cpu_count() or 2
         self.pool = PriorityPool(self.workers, "imageapi-thumbnails")
         self._lock = threading.Lock()
@@ -143,7 +146,7 @@ class Thumbnailer:
     # --- where things are ------------------------------------------------------------
 
     def path(self, ref: FileRef, v: layout.Variant) -> Path:
-        return layout.path_for(self.kernel.config, ref.library_id, ref.rel_path, v)
+        return layout.path_for(self.storage, ref.library_id, ref.rel_path, v)
 
     def pregenerated(self, ref: FileRef) -> tuple[layout.Variant, ...]:
         return layout.pregenerated(self.settings, ref.media_type)

@@ -38,7 +38,7 @@ from kernel.config import load_config
 from kernel.core import Kernel
 from kernel.hashing import hash_file
 from media.ffmpeg import run_ffmpeg
-from plugins.thumbnails.render import render
+from plugins.thumbnails.dispatch import render
 
 CPUS = os.cpu_count() or 1
 LAST_CPU = [0.0]  # CPU seconds of the last ingest scan (all threads)
@@ -203,12 +203,12 @@ def ingest(base: Path, library: Path, toml: str = "") -> tuple[float, int, dict[
     kernel.migrate()
 
     async def scan() -> tuple[float, int]:
-        await kernel.dispatch.notify("on_startup")
+        await kernel.hooks.on_startup()
         start, cpu = time.perf_counter(), time.process_time()
         report = await kernel.scanner.scan(full=True)
         elapsed = time.perf_counter() - start
         LAST_CPU[0] = time.process_time() - cpu
-        await kernel.dispatch.notify("on_shutdown")
+        await kernel.hooks.on_shutdown()
         return elapsed, report.hashed
 
     elapsed, hashed = asyncio.run(scan())

@@ -91,7 +91,8 @@ def test_environment_names_from_the_reference(tmp_path):
     config = load_config(env, env_file=None, config_file=tmp_path / "none.toml")
     assert config.database_url == f"sqlite:///{tmp_path / 'legacy.db'}"
     assert config.base_path == tmp_path
-    assert config.thumbnails == tmp_path / "t" and config.gifs_directory == tmp_path / "g"
+    assert config.env["THUMBNAILS"] == str(tmp_path / "t")  # for the plugins that own it
+    assert not hasattr(config, "thumbnails")  # the kernel knows no plugin's folders
     assert (config.bind_host, config.bind_port) == ("0.0.0.0", 9090)
     assert config.cors_allowed_origins == ["http://a.example", "http://b.example"]
     assert config.excluded_dirs == ["/private", "@eaDir"]
@@ -111,7 +112,7 @@ def test_defaults_need_no_configuration_and_keep_the_secret(tmp_path):
     env = {"IMAGEAPI_DATA_DIR": str(tmp_path / "data")}
     first = load_config(env, env_file=None, config_file=tmp_path / "none.toml")
     assert first.database_url == f"sqlite:///{tmp_path / 'data' / 'imageapi.db'}"
-    assert first.thumbnails == tmp_path / "data" / "thumbnails"
+    assert first.data_dir == tmp_path / "data"
     assert len(first.secret_key) >= 32
     assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o777 == 0o600
     second = load_config(env, env_file=None, config_file=tmp_path / "none.toml")

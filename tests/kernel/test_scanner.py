@@ -80,11 +80,16 @@ def test_quick_scan_only_looks_at_recent_files(tmp_path, library):
         assert "new.jpg" in rows(h)
 
 
+@pytest.mark.requires_plugins("thumbnails")
 def test_derived_folders_inside_a_library_are_not_scanned(tmp_path, library):
+    """A plugin's storage folder (here THUMBNAILS) put inside a library is never indexed,
+    neither what was there before nor the thumbnails made during the scan."""
     make_jpeg(library / "a.jpg")
-    make_jpeg(library / "thumbs" / "a.jpg")
+    make_jpeg(library / "thumbs" / "old.jpg")
     env = {"THUMBNAILS": str(library / "thumbs")}
-    with harness(tmp_path, env=env) as h:
+    with harness(tmp_path, ["thumbnails"], env=env) as h:
+        h.scan()
+        assert (library / "thumbs" / "1" / "a.jpg.thumb.jpg").is_file()
         h.scan()
         assert list(rows(h)) == ["a.jpg"]
 

@@ -77,7 +77,7 @@ def test_restart_after_a_crash_requeues_and_discards_partial_output(
         with harness(tmp_path, ["hls"], plugins_toml=ON_DEMAND, database_url=url) as h:
             h.scan()
             video = file_id(h, "a.mp4")
-            root = h.kernel.config.video_path
+            root = layout.video_root(h.kernel.config)
         # What `kill -9` mid-transcode leaves: a 'running' row owned by a dead process,
         # a playlist naming a segment that was never finished, and a live ffmpeg.
         dead = subprocess.Popen(["true"])
@@ -128,7 +128,7 @@ def test_a_changed_source_invalidates_its_rendition(tmp_path, library, clips, pl
         h.post("/video/generate", json={"path": "a.mp4"})
         player.wait(h, "a.mp4")
         (old,) = job_rows(h)
-        old_dir = layout.run_dir(h.kernel.config.video_path, old.file_id, old.out_key)
+        old_dir = layout.run_dir(layout.video_root(h.kernel.config), old.file_id, old.out_key)
         assert old_dir.is_dir()
         shutil.copy(clips["one_second.mp4"], library / "a.mp4")
         h.scan()  # the scanner notices: on_file_changed
@@ -162,7 +162,7 @@ def test_a_removed_video_loses_its_rendition(tmp_path, library, clips, player):
         h.scan()
         h.post("/video/generate", json={"path": "a.mp4"})
         player.wait(h, "a.mp4")
-        root = h.kernel.config.video_path
+        root = layout.video_root(h.kernel.config)
         assert any(root.rglob("*.m4s"))
         (library / "a.mp4").unlink()
         h.scan()  # on_file_removed
@@ -179,7 +179,7 @@ def test_changes_made_while_the_plugin_was_off_are_caught_up(tmp_path, library, 
             for name in ("gone.mp4", "edited.mp4"):
                 h.post("/video/generate", json={"path": name})
                 player.wait(h, name)
-            root = h.kernel.config.video_path
+            root = layout.video_root(h.kernel.config)
         with server(tmp_path, url, library, "", plugins=()) as off:
             (library / "gone.mp4").unlink()
             shutil.copy(clips["one_second.mp4"], library / "edited.mp4")
@@ -275,4 +275,4 @@ def test_an_ffmpeg_that_runs_too_long_is_killed_and_the_job_failed(
         state = player.wait(h, "long.avi")
         assert state["status"] == "failed"
         assert state["error"].startswith("ffmpeg timed out after 0.5 s")
-        assert not any(h.kernel.config.video_path.rglob("*.m4s"))
+        assert not any(layout.video_root(h.kernel.config).rglob("*.m4s"))

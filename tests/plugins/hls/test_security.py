@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from kernel.testing import harness
-from plugins.hls import tokens
+from plugins.hls import layout, tokens
 
 pytestmark = pytest.mark.db
 
@@ -129,4 +129,4 @@ def test_playlists_and_concat_scripts_posing_as_videos_read_no_other_file(
             assert exc.errno == errno.ENXIO
             leaked = False
     assert not leaked, "a hostile file made imageapi open another file"
-    assert not any(h.kernel.config.video_path.rglob("*.m4s"))
+    assert not any(layout.video_root(h.kernel.config).rglob("*.m4s"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -10,11 +12,21 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+import kernel
 from kernel.config import ConfigError
 from kernel.manager import build_plugin_manager
 from kernel.testing import harness, make_config, make_jpeg
+from plugins.thumbnails import Plugin
+from plugins.thumbnails.layout import Storage
 
 pytestmark = pytest.mark.db
+
+
+def storage(h) -> Storage:
+    """The plugin's storage folders (``THUMBNAILS``, ``GIFS_DIRECTORY``) in this app."""
+    plugin = h.kernel.plugin("thumbnails")
+    assert isinstance(plugin, Plugin)
+    return plugin.storage
 
 
 def imageapi(h, *args: str):
@@ -23,16 +35,8 @@ def imageapi(h, *args: str):
     config = h.kernel.config
     root = click.Group("imageapi")
     registry = build_plugin_manager(config, only=["thumbnails"])
-    registry.pm.hook.cli_commands(cli=root)
-    env = {
-        "DATABASE_URL": config.database_url,
-        "BASE_PATH": str(config.base_path),
-        "IMAGEAPI_DATA_DIR": str(config.data_dir),
-        "THUMBNAILS": str(config.thumbnails),
-        "GIFS_DIRECTORY": str(config.gifs_directory),
-        "SECRET_KEY": config.secret_key,
-        "IMAGEAPI_CONFIG": str(config.config_file),
-    }
+    registry.declarations.cli_commands(root)
+    env = dict(config.env)  # the harness's environment: database, library, folders
     result = CliRunner().invoke(root, list(args), env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
@@ -45,7 +49,7 @@ def test_rebuild_failed_then_everything(tmp_path: Path, library: Path) -> None:
     broken.write_bytes(b"\xff\xd8\xff" + b"\0" * (len(fixed_bytes) - 3))
     with harness(tmp_path, ["thumbnails"]) as h:
         h.scan()
-        thumbs = h.kernel.config.thumbnails / "1"
+        thumbs = storage(h).thumbnails / "1"
         status = imageapi(h, "thumbnails", "status", "--failed")
         assert "done 1, failed 1" in status.output
         assert "1:broken.jpg\tnot a recognised image format" in status.output
@@ -68,6 +72,32 @@ def test_rebuild_failed_then_everything(tmp_path: Path, library: Path) -> None:
         assert "2 rendered, 0 failed" in result.output
         assert (thumbs / "good.jpg.thumb.jpg").stat().st_mtime_ns != good_made
         assert good.exists()  # originals are never touched
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_rebuild_honours_max_megapixels_in_a_process_of_its_own(
+    tmp_path: Path, library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command applies the plugin's picture limit as the server does (it used to
+    keep Pillow's default, so a picture the server refuses was rendered, and a 100 MP
+    one the server renders under the default 179 was refused)."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after
+    Image.new("RGB", (1500, 1000), (10, 120, 200)).save(library / "wide.png")
+    toml = "[plugins.thumbnails]\nmax_megapixels = 1\n"
+    with harness(tmp_path, ["thumbnails"], plugins_toml=toml) as h:
+        h.scan()
+        here = str(Path(kernel.__file__).resolve().parents[1])  # the child runs this code
+        env = {**os.environ, **h.kernel.config.env, "PYTHONPATH": here}
+        result = subprocess.run(
+            [sys.executable, "-m", "kernel.cli", "thumbnails", "rebuild"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "0 rendered, 1 failed" in result.stdout, result.stdout + result.stderr
+        assert "decompression bomb" in imageapi(h, "thumbnails", "status", "--failed").output
 
 
 @pytest.mark.parametrize(
@@ -104,3 +134,13 @@ def test_custom_sizes_and_storage_folders(tmp_path: Path, library: Path) -> None
             assert preview.size == (300, 240)
         response = h.get("/image", params={"path": "2024/trip/a.jpg", "size": "preview"})
         assert response.content == (folder / "a.jpg.preview.jpg").read_bytes()
+
+
+def test_storage_folders_default_to_the_data_directory(tmp_path: Path, library: Path) -> None:
+    """THUMBNAILS and GIFS_DIRECTORY unset (or empty): ``thumbnails`` and ``gifs`` in the
+    data directory, created by the kernel and kept out of its scans."""
+    with harness(tmp_path, ["thumbnails"], env={"GIFS_DIRECTORY": ""}) as h:
+        data = tmp_path / "data"
+        assert storage(h) == Storage(data / "thumbnails", data / "gifs")
+        assert (data / "thumbnails").is_dir() and (data / "gifs").is_dir()
+        assert {data / "thumbnails", data / "gifs"} <= set(h.kernel.storage_folders)

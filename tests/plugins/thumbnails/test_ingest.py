@@ -16,12 +16,19 @@ import pytest
 from PIL import Image
 from sqlalchemy import delete, select
 
+import kernel
 from kernel.tables import files, users
 from kernel.testing import TEST_DATABASE_ENV, fresh_database_url, harness, make_jpeg
-from plugins.thumbnails.layout import TMP_PREFIX
+from plugins.thumbnails.layout import TMP_PREFIX, Storage
 from plugins.thumbnails.store import thumbnails
 
 pytestmark = pytest.mark.db
+
+
+def storage(h) -> Storage:
+    """The plugin's storage folders (``THUMBNAILS``, ``GIFS_DIRECTORY``) in this app's
+    configuration, also while the plugin is switched off."""
+    return Storage.from_config(h.kernel.config)
 
 
 def rows(h) -> dict[str, object]:
@@ -33,7 +40,7 @@ def rows(h) -> dict[str, object]:
 
 
 def thumb_path(h, rel_path: str, kind: str = "thumb.jpg") -> Path:
-    return h.kernel.config.thumbnails / "1" / f"{rel_path}.{kind}"
+    return storage(h).thumbnails / "1" / f"{rel_path}.{kind}"
 
 
 def colour_of(data: bytes) -> tuple[int, ...]:
@@ -94,7 +101,7 @@ def test_removal_deletes_renditions_and_change_replaces_them(
         first = h.get("/image", params={"path": "trip/day1/a.jpg", "size": "thumb"})
         assert h.get("/image", params={"path": "trip/day1/a.jpg", "size": "preview"}).is_success
         assert colour_of(first.content)[0] > 150
-        gif = h.kernel.config.gifs_directory / "1" / "trip" / "clip.mp4.gif"
+        gif = storage(h).gifs / "1" / "trip" / "clip.mp4.gif"
         assert gif.is_file()
 
         make_jpeg(photo, size=(400, 300), color=(0, 0, 200))  # same path, new picture
@@ -109,7 +116,7 @@ def test_removal_deletes_renditions_and_change_replaces_them(
         h.scan()
         assert not thumb_path(h, "trip/day1/a.jpg").exists()
         assert not gif.exists() and not thumb_path(h, "trip/clip.mp4").exists()
-        assert not (h.kernel.config.thumbnails / "1" / "trip").exists()  # no empty folders
+        assert not (storage(h).thumbnails / "1" / "trip").exists()  # no empty folders
         assert rows(h) == {}
 
 
@@ -165,7 +172,7 @@ def test_health_answers_while_thumbnails_render(tmp_path: Path, library: Path) -
         (library / f"{n:02d}.png").write_bytes(payload.getvalue() + n.to_bytes(4, "big"))
     toml = "[plugins.thumbnails]\nworkers = 1\n"
     with harness(tmp_path, ["thumbnails"], plugins_toml=toml) as h:
-        folder = h.kernel.config.thumbnails / "1"
+        folder = storage(h).thumbnails / "1"
 
         def made() -> int:
             return len(list(folder.glob("*.thumb.jpg"))) if folder.exists() else 0
@@ -205,13 +212,15 @@ def _ingest_process(tmp_path: Path, library: Path) -> subprocess.Popen[bytes]:
         "kernel = Kernel(load_config(), only=['thumbnails'])\n"
         "kernel.migrate()\n"
         "async def main():\n"
-        "    await kernel.dispatch.notify('on_startup')\n"
+        "    await kernel.hooks.on_startup()\n"
         "    await kernel.scanner.scan()\n"
-        "    await kernel.dispatch.notify('on_shutdown')\n"
+        "    await kernel.hooks.on_shutdown()\n"
         "asyncio.run(main())\n"
     )
+    here = str(Path(kernel.__file__).resolve().parents[1])  # the child runs this code
     env = {
         **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])),
         "BASE_PATH": str(library),
         "IMAGEAPI_DATA_DIR": str(tmp_path / "data"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'imageapi.db'}",

@@ -18,10 +18,20 @@ from PIL import Image
 from sqlalchemy import select
 
 from kernel.tables import files
-from kernel.testing import harness
+from kernel.testing import harness, make_jpeg
+from plugins.thumbnails import Plugin
+from plugins.thumbnails.layout import Storage
 from plugins.thumbnails.store import thumbnails
 
 pytestmark = pytest.mark.db
+
+
+def storage(h) -> Storage:
+    """The plugin's storage folders (``THUMBNAILS``, ``GIFS_DIRECTORY``) in this app."""
+    plugin = h.kernel.plugin("thumbnails")
+    assert isinstance(plugin, Plugin)
+    return plugin.storage
+
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -100,12 +110,12 @@ def test_every_format_is_pregenerated_on_scan_and_served_upright(h, pictures: Pa
     report = h.scan()
     names = sorted(p.name for p in pictures.iterdir())
     assert report.hashed == len(names)
-    thumbs = h.kernel.config.thumbnails
+    thumbs = storage(h).thumbnails
     for name in names:  # on disk before any client asked, mirroring the library
         assert (thumbs / "1" / "album" / f"{name}.thumb.jpg").is_file(), name
         row = state(h, f"album/{name}")
         assert (row.status, row.error, row.attempts) == ("done", None, 1), name
-    assert (h.kernel.config.gifs_directory / "1" / "album" / "clip.mp4.gif").is_file()
+    assert (storage(h).gifs / "1" / "album" / "clip.mp4.gif").is_file()
     for name in names:
         response = get_image(h, f"album/{name}", size="thumb")
         assert response.status_code == 200, (name, response.text)
@@ -187,7 +197,7 @@ def test_fifty_concurrent_requests_render_once(tmp_path: Path, media) -> None:
         assert_upright(decode(responses[0].content), "big.jpg")
         row = state(h, "big.jpg")
         assert (row.attempts, row.sizes.split()) == (1, ["thumb.jpg@200"])
-        path = h.kernel.config.thumbnails / "1" / "big.jpg.thumb.jpg"
+        path = storage(h).thumbnails / "1" / "big.jpg.thumb.jpg"
         made_at = path.stat().st_mtime_ns
         assert get_image(h, "big.jpg", size="thumb").status_code == 200
         assert path.stat().st_mtime_ns == made_at and state(h, "big.jpg").attempts == 1
@@ -204,3 +214,21 @@ def test_max_megapixels_refuses_bigger_pictures(tmp_path, library):
     with harness(tmp_path / "default", ["thumbnails"], library=library) as h:
         h.scan()
         assert h.get("/image", params={"path": "wide.png", "size": "thumb"}).status_code == 200
+
+
+def test_the_plugin_class_works_under_another_name(tmp_path: Path, library: Path) -> None:
+    """Settings, folders and the render pool belong to the instance, not to a name: the
+    class registered as "renamed" reads ``[plugins.renamed]`` and renders."""
+    make_jpeg(library / "a.jpg", size=(400, 300))
+    toml = "[plugins.renamed]\nthumb_size = 64\n"
+    env = {"THUMBNAILS": str(tmp_path / "elsewhere")}
+    with harness(tmp_path, extra_plugins={"renamed": Plugin}, plugins_toml=toml, env=env) as h:
+        assert h.kernel.plugin("thumbnails") is None
+        assert isinstance(h.kernel.plugin("renamed"), Plugin)
+        h.scan()
+        made = tmp_path / "elsewhere" / "1" / "a.jpg.thumb.jpg"
+        assert Image.open(made).size == (64, 48)  # made on ingest, with its own settings
+        response = h.get("/image", params={"path": "a.jpg", "size": "thumb"})
+        assert response.status_code == 200 and response.content == made.read_bytes()
+        preview = h.get("/image", params={"path": "a.jpg", "size": "preview"})
+        assert decode(preview.content).size == (400, 300)

@@ -23,13 +23,8 @@ from media.ffmpeg import (
     run_ffmpeg,
 )
 from plugins.thumbnails import raw_preview
-from plugins.thumbnails.render import (
-    RenderError,
-    render,
-    render_image,
-    render_video_frame,
-    render_video_gif,
-)
+from plugins.thumbnails.dispatch import render, render_image, render_video_frame, render_video_gif
+from plugins.thumbnails.imaging import RenderError
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 

@@ -1,10 +1,11 @@
-"""Turn a library file into thumbnail bytes: pure functions, no database, no web code.
+"""Rendering primitives: decode, orient, resize and encode one picture with Pillow.
 
-Every failure a user's file can cause ends as :class:`RenderError` with a reason a
-person can read, because the caller stores that reason next to the file and shows it;
-a library of 100 000 photos always holds a few broken ones and one of them must not
-take down a scan. RAW previews live in ``raw_preview`` and video frames in
-``video_frames``; both build on the helpers here.
+These know nothing of renditions, library files or media types; which chain of them a
+file goes through is decided in ``dispatch`` (and in ``raw_preview`` and
+``video_frames``, which build on them). Every failure a user's file can cause ends as
+:class:`RenderError` with a reason a person can read, because the caller stores that
+reason next to the file and shows it; a library of 100 000 photos always holds a few
+broken ones and one of them must not take down a scan.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from kernel.mediatypes import RAW_EXTENSIONS, VIDEO_EXTENSIONS, extension_of
-
 __all__ = [
     "RenderError",
-    "render",
-    "render_image",
-    "render_video_frame",
-    "render_video_gif",
+    "apply_orientation",
+    "check_pixels",
+    "describe",
+    "encode",
+    "exif_orientation",
+    "fit_size",
+    "open_image",
+    "shrink",
+    "to_display_mode",
 ]
 
 #: Pillow formats a library file may be opened as. Restricting them keeps a renamed
@@ -201,71 +205,3 @@ def open_image(src: Path | io.BytesIO) -> Image.Image:
         raise
     except Exception as exc:
         raise RenderError(describe(exc)) from exc
-
-
-def _check_file(src: Path) -> int:
-    try:
-        size = src.stat().st_size
-    except OSError as exc:
-        raise RenderError(f"cannot read file: {exc.strerror or exc}") from exc
-    if size == 0:
-        raise RenderError("empty file")
-    return size
-
-
-def render_image(src: Path, max_side: int, fmt: str = "jpeg") -> bytes:
-    """Thumbnail of a photo (RAW included) that fits max_side, EXIF orientation applied."""
-    src = Path(src)
-    _check_file(src)
-    if extension_of(src.name) in RAW_EXTENSIONS:
-        from .raw_preview import render_raw
-
-        try:
-            small = render_raw(src, max_side)
-        except RenderError:
-            raise
-        except Exception as exc:  # the walker and LibRaw meet hostile bytes too
-            raise RenderError(f"unreadable RAW file: {exc}") from exc
-        return encode(small, fmt)
-    im = open_image(src)
-    try:
-        if im.format == "TIFF":
-            from .raw_preview import check_tiff_structure
-
-            check_tiff_structure(src)
-        icc = im.info.get("icc_profile")
-        small = shrink(im, max_side)
-        return encode(small, fmt, icc)
-    except RenderError:
-        raise
-    except Exception as exc:  # Pillow raises many types on hostile input
-        raise RenderError(describe(exc)) from exc
-    finally:
-        im.close()
-
-
-def render_video_frame(src: Path, max_side: int, fmt: str = "jpeg") -> bytes:
-    """Poster frame of a video (3 s in, or the middle of short clips), rotation applied."""
-    from .video_frames import render_video_frame as _render
-
-    _check_file(Path(src))
-    return _render(Path(src), max_side, fmt)
-
-
-def render_video_gif(src: Path, max_side: int = 200, frames: int = 10, fps: float = 2.0) -> bytes:
-    """A small looping GIF sampling the whole clip evenly, rotation applied."""
-    from .video_frames import render_video_gif as _render
-
-    _check_file(Path(src))
-    return _render(Path(src), max_side, frames, fps)
-
-
-def render(src: Path, media_type: str, max_side: int, fmt: str) -> bytes:
-    """Dispatch on media type ("photo" or "video"), falling back to the extension."""
-    src = Path(src)
-    kind = media_type.lower() if media_type else ""
-    if kind not in ("photo", "video"):
-        kind = "video" if extension_of(src.name) in VIDEO_EXTENSIONS else "photo"
-    if kind == "video":
-        return render_video_frame(src, max_side, fmt)
-    return render_image(src, max_side, fmt)
