@@ -8,14 +8,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, delete, select
 
-from kernel.core import Kernel
-from plugins.exif.geo import unit_vector
-from plugins.exif.model import ExifData
-from plugins.exif.tables import image_exif
+from .geo import unit_vector
+from .model import ExifData
+from .tables import image_exif
+
+if TYPE_CHECKING:
+    from kernel.core import Kernel
 
 MAX_TEXT = 1000
 CHUNK = 10_000  # ids per IN (...) list: one query for any realistic page
