@@ -119,18 +119,7 @@ class Plugin(kernel.Plugin[ExifSettings]):
     @hookimpl
     def file_extras(self, files: Sequence[FileRef]) -> dict[int, dict[str, Any]]:
         """``date_taken`` and a compact ``exif`` object for each file of a page (one query)."""
-        rows = store.load_compact(self.kernel, [ref.id for ref in files])
-        extras: dict[int, dict[str, Any]] = {}
-        for ref in files:
-            row = rows.get(ref.id)
-            if row is None or row.status != "ok":
-                extras[ref.id] = {"date_taken": None, "exif": None}
-            else:
-                extras[ref.id] = {
-                    "date_taken": store.iso_date(row.date_taken, row.utc_offset_minutes),
-                    "exif": store.compact_json(row),
-                }
-        return extras
+        return store.listing_extras(self.kernel, [ref.id for ref in files])
 
     @hookimpl
     def date_taken_table(self) -> FromClause:
