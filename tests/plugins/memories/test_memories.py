@@ -357,3 +357,17 @@ def test_the_package_imports_itself_relatively() -> None:
         and (node.module or "").split(".")[0] == "plugins"
     ]  # fmt: skip
     assert absolute == []
+
+
+def test_settings_are_the_instances_under_any_name(tmp_path: Path, library: Path) -> None:
+    """The plugin reads the section it is registered under (``self.settings``), not one
+    looked up as "memories"."""
+    from plugins.memories import Plugin
+
+    make_jpeg(library / "a.jpg")
+    toml = '[plugins.on_this_day]\ndefault_span = "month"\ntimezone = "Asia/Tokyo"\n'
+    with harness(tmp_path, [], extra_plugins={"on_this_day": Plugin}, plugins_toml=toml) as h:
+        body = memories(h)
+        assert (body["span"], body["tz"], body["dates_from"]) == ("month", "Asia/Tokyo", "mtime")
+        plugin = h.kernel.plugin("on_this_day")
+        assert isinstance(plugin, Plugin) and plugin.settings.default_span == "month"
