@@ -1,28 +1,36 @@
 """exif: capture date, camera, lens, exposure and GPS of every photo and video.
 
 The extraction core (``extract``, ``pool``, the container and tag readers) is pure and
-tested on its own; this module wires it into imageapi: the ``image_exif`` table, ingest
-on ``on_hashed`` and from the backlog, ``GET /image/metadata``, camera / lens / GPS /
-date filters and date-taken sorts for ``/photos``, the ``date_taken_table`` answer that
-memories and other features group by, and two LLM tools.
+tested on its own; this module wires it into imageapi: the ``image_exif`` table (its
+``migrations/`` folder is found by convention), ingest on ``on_hashed`` and from the
+backlog, ``GET /image/metadata``, camera / lens / GPS / date filters and date-taken
+sorts for every listing (``/photos`` and the kernel's ``search_photos`` tool), the
+``date_taken_table`` answer that memories and other features group by, and the
+``get_photo_metadata`` LLM tool.
+
+The plugin is a class: the kernel builds one ``Plugin`` per kernel with the validated
+``[plugins.exif]`` section as ``self.settings``; the instance owns its worker processes
+and threads (``ingest.Ingester``) and ``on_shutdown`` stops them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+import kernel
 from kernel import SearchFilter, SearchQuery, SearchSort, Tool, hookimpl
-from kernel.core import Kernel
 from kernel.types import FileRef, SearchParam
 
 from . import ingest, search, store
-from .routes import ROUTES
-from .tools import TOOLS
+
+if TYPE_CHECKING:
+    from sqlalchemy import FromClause
+
+    from kernel.core import Kernel
 
 
 class ExifSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -38,80 +46,81 @@ class ExifSettings(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("batch_size must be at least 1")
 
 
-def settings(kernel: Kernel) -> ExifSettings:
-    return kernel.settings_for("exif") or ExifSettings()
+class Plugin(kernel.Plugin[ExifSettings]):
+    """The exif plugin of one kernel."""
 
+    def __init__(self, kernel: Kernel, settings: ExifSettings) -> None:
+        super().__init__(kernel, settings)
+        # Worker processes and threads start on first use, so a kernel that never
+        # ingests (a CLI command, a test of something else) costs nothing.
+        self.ingest = ingest.Ingester(kernel, settings.timeout_seconds, settings.batch_size)
 
-@hookimpl
-def plugin_settings() -> type[msgspec.Struct]:
-    return ExifSettings
+    @staticmethod
+    @hookimpl
+    def plugin_settings() -> type[msgspec.Struct]:
+        return ExifSettings
 
+    @hookimpl
+    def routes(self) -> list[object]:
+        """``GET /image/metadata``; its handler receives this instance as ``plugin``.
 
-@hookimpl
-def migrations() -> Path:
-    return Path(__file__).parent / "migrations"
+        The web modules are imported here rather than at the top: the extraction workers
+        import this package too, and starting one should not load the web stack."""
+        from litestar import Router
+        from litestar.di import Provide
 
+        from .routes import ROUTES
 
-@hookimpl
-def routes() -> list[object]:
-    return list(ROUTES)
+        return [
+            Router(
+                path="/",
+                route_handlers=list(ROUTES),
+                dependencies={"plugin": Provide(lambda: self, sync_to_thread=False)},
+                signature_namespace={"Plugin": Plugin},
+            )
+        ]
 
+    @hookimpl
+    def tools(self) -> list[Tool]:
+        from .tools import TOOLS
 
-@hookimpl
-def tools() -> list[Tool]:
-    return list(TOOLS)
+        return list(TOOLS)
 
+    @hookimpl
+    async def on_hashed(self, file: FileRef) -> None:
+        await self.ingest.on_hashed(file)
 
-@hookimpl
-async def on_hashed(file: FileRef, kernel: Kernel) -> None:
-    assert file.content_hash is not None
-    await ingest.on_hashed(kernel, file, file.content_hash, settings(kernel).timeout_seconds)
+    @hookimpl
+    async def drain_backlog(self, limit: int) -> int:
+        return await self.ingest.drain(limit)
 
+    @hookimpl
+    async def on_file_changed(self, file: FileRef) -> None:
+        """New content: the old metadata is wrong now; the row comes back once it is hashed."""
+        await asyncio.to_thread(store.forget, self.kernel, file.id)
 
-@hookimpl
-async def drain_backlog(kernel: Kernel, limit: int) -> int:
-    config = settings(kernel)
-    return await ingest.drain(kernel, limit, config.timeout_seconds, config.batch_size)
+    @hookimpl
+    def on_shutdown(self) -> None:
+        """Stop the worker processes and threads (runs in a worker thread: it joins them)."""
+        self.ingest.close()
 
+    @hookimpl
+    def search_params(self) -> list[SearchParam]:
+        return list(search.PARAMS_DECLARED)
 
-@hookimpl
-async def on_file_changed(file: FileRef, kernel: Kernel) -> None:
-    """New content: the old metadata is wrong now; the row comes back once it is hashed."""
-    await asyncio.to_thread(store.forget, kernel, file.id)
+    @hookimpl
+    def search_filters(self, query: SearchQuery) -> SearchFilter | None:
+        return search.search_filter(query)
 
+    @hookimpl
+    def search_sorts(self) -> list[SearchSort]:
+        return list(search.SORTS)
 
-@hookimpl
-def search_params() -> list[SearchParam]:
-    return list(search.PARAMS_DECLARED)
+    @hookimpl
+    def file_extras(self, files: Sequence[FileRef]) -> dict[int, dict[str, Any]]:
+        """``date_taken`` and a compact ``exif`` object for each file of a page (one query)."""
+        return store.listing_extras(self.kernel, [ref.id for ref in files])
 
-
-@hookimpl
-def search_filters(query: SearchQuery) -> SearchFilter | None:
-    return search.search_filter(query)
-
-
-@hookimpl
-def search_sorts() -> list[SearchSort]:
-    return list(search.SORTS)
-
-
-@hookimpl
-def file_extras(files: Sequence[FileRef], kernel: Kernel) -> dict[int, dict[str, Any]]:
-    """``date_taken`` and a compact ``exif`` object for each file of a page (one query)."""
-    rows = store.load_compact(kernel, [ref.id for ref in files])
-    extras: dict[int, dict[str, Any]] = {}
-    for ref in files:
-        row = rows.get(ref.id)
-        if row is None or row.status != "ok":
-            extras[ref.id] = {"date_taken": None, "exif": None}
-        else:
-            extras[ref.id] = {
-                "date_taken": store.iso_date(row.date_taken, row.utc_offset_minutes),
-                "exif": store.compact_json(row),
-            }
-    return extras
-
-
-@hookimpl
-def date_taken_table() -> Any:
-    return search.date_taken_table()
+    @hookimpl
+    def date_taken_table(self) -> FromClause:
+        return search.date_taken_table()

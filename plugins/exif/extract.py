@@ -7,8 +7,8 @@ fixed fallback chain, recording which rule won in ``date_source``.
 
 Content problems never raise: a corrupt or unknown file yields whatever could be read,
 dated by its name or mtime, because a photo without a date still belongs on the
-timeline. Only an unreadable file (or, via ``extract_with_timeout``, a parse that runs
-too long) raises ``ExtractError``.
+timeline. Only an unreadable file raises ``ExtractError`` (and ``pool.Pool.extract``,
+which runs this in a killable worker, raises it for a parse that runs too long).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from plugins.exif import containers, dates, fields
-from plugins.exif.containers import Found
-from plugins.exif.model import ExifData, ExtractError
-from plugins.exif.tiff import EXIF, IFD0, CappedReader, Tags, read_tiff, read_tiff_bytes, text
-from plugins.exif.video import read_video
+from . import containers, dates, fields
+from .containers import Found
+from .model import ExifData, ExtractError
+from .tiff import EXIF, IFD0, CappedReader, Tags, read_tiff, read_tiff_bytes, text
+from .video import read_video
 
-__all__ = ["ExifData", "ExtractError", "extract", "extract_with_timeout"]
+__all__ = ["ExifData", "ExtractError", "extract"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -246,14 +246,3 @@ def extract(path: Path, media_type: str, mtime: float) -> ExifData:
         utc_offset_minutes=stamp.offset_minutes if stamp else None,
         date_source=source,
     )
-
-
-def extract_with_timeout(
-    path: Path, media_type: str, mtime: float, timeout: float = 10.0
-) -> ExifData:
-    """``extract`` in a worker process, abandoned (and the worker killed) after
-    ``timeout`` seconds. See ``plugins.exif.pool`` for why a process, not a thread.
-    """
-    from plugins.exif.pool import run
-
-    return run(Path(path), media_type, mtime, timeout)

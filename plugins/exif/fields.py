@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from plugins.exif import dates
-from plugins.exif.tiff import EXIF, GPS, IFD0, Tags, first_int, first_number, numbers, text
+from . import dates
+from .tiff import EXIF, GPS, IFD0, Tags, first_int, first_number, numbers, text
 
 _MAX_PIXELS_SIDE = 1_000_000
 

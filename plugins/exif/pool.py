@@ -20,11 +20,15 @@ any "spawn" user, the program's main module must be safe to import (the usual
 
 If no worker can be started at all (a sandbox that forbids processes), calls run in
 the caller's process without a time limit, with a warning, so ingest keeps working.
+
+A ``Pool`` belongs to whoever made it (the exif plugin makes one per kernel and closes
+it in ``on_shutdown``); nothing here is global. A worker unpickles ``_serve`` by this
+module's full name and imports the parsers relative to it, so the plugin works under
+whatever name its package is imported.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import multiprocessing
 import os
@@ -34,7 +38,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from plugins.exif.model import ExifData, ExtractError
+from .model import ExifData, ExtractError
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +50,12 @@ _CTX = multiprocessing.get_context("spawn")
 
 
 def _serve(conn: Connection) -> None:
-    """Worker main loop: run each requested call, send back its result or its error."""
-    import plugins.exif.extract  # noqa: F401  (import the parsers once, before "ready")
+    """Worker main loop: run each requested call, send back its result or its error.
+
+    The spawned interpreter imported this module by its full name to unpickle ``_serve``;
+    the parsers are imported relative to it, once, before "ready".
+    """
+    from . import extract  # noqa: F401
 
     conn.send(("ready", None))
     while True:
@@ -93,13 +101,21 @@ class _Worker:
         self.conn.close()
 
 
-class _Pool:
-    def __init__(self, size: int) -> None:
+class Pool:
+    """Up to ``size`` worker processes, started on first use and reused.
+
+    ``shutdown`` stops the idle workers at once; a busy one is stopped when its call
+    returns or times out. A call made after ``shutdown`` still works (on a worker started
+    for it and stopped after it), so a straggler never hangs or fails a file.
+    """
+
+    def __init__(self, size: int = MAX_WORKERS) -> None:
         self.size = size
         self.idle: list[_Worker] = []
         self.live = 0
         self.cond = threading.Condition()
         self.broken = False
+        self.closed = False
 
     def _acquire(self) -> _Worker | None:
         with self.cond:
@@ -121,6 +137,7 @@ class _Pool:
             return None
 
     def _release(self, worker: _Worker, keep: bool) -> None:
+        keep = keep and not self.closed
         if not keep:
             worker.kill()
         with self.cond:
@@ -131,6 +148,7 @@ class _Pool:
             self.cond.notify()
 
     def call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Any:
+        """Run ``func(*args)`` in a worker; ``func`` must be importable (pickled by name)."""
         worker = self._acquire()
         if worker is None:
             return func(*args)
@@ -149,30 +167,24 @@ class _Pool:
         finally:
             self._release(worker, keep)
 
-    def shutdown(self) -> None:
+    def extract(self, path: Path, media_type: str, mtime: float, timeout: float) -> ExifData:
+        """``extract.extract`` in a worker, abandoned (and the worker killed) after
+        ``timeout`` seconds; raises ``ExtractError`` for that too."""
+        from .extract import extract
+
+        result: ExifData = self.call(extract, (Path(path), media_type, mtime), timeout)
+        return result
+
+    def pids(self) -> list[int]:
+        """The idle workers' process ids (for tests and diagnostics)."""
         with self.cond:
+            return [w.proc.pid for w in self.idle if w.proc.pid is not None]
+
+    def shutdown(self) -> None:
+        """Stop the idle workers; busy ones stop when their call returns or times out."""
+        with self.cond:
+            self.closed = True
             idle, self.idle = self.idle, []
             self.live -= len(idle)
         for worker in idle:
             worker.kill()
-
-
-_pool = _Pool(MAX_WORKERS)
-atexit.register(_pool.shutdown)
-
-
-def call(func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Any:
-    """Run ``func(*args)`` in a worker; ``func`` must be importable (pickled by name)."""
-    return _pool.call(func, args, timeout)
-
-
-def run(path: Path, media_type: str, mtime: float, timeout: float) -> ExifData:
-    from plugins.exif.extract import extract
-
-    result: ExifData = call(extract, (path, media_type, mtime), timeout)
-    return result
-
-
-def shutdown() -> None:
-    """Stop the idle workers (busy ones stop when their call returns or times out)."""
-    _pool.shutdown()

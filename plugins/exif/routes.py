@@ -1,19 +1,32 @@
-"""``GET /image/metadata``: one file's facts, its EXIF, and every plugin's extras."""
+"""``GET /image/metadata``: one file's facts, its EXIF, and every plugin's extras.
+
+The handler receives its plugin instance as the ``plugin`` dependency, which the
+plugin's Router provides (and names, for the annotation, in its signature namespace).
+
+The response stays a plain mapping, not a ``msgspec.Struct``: it is the kernel's file
+entry (``kernel.catalog.entries``), which carries whatever fields the other enabled
+plugins add (tags, favorite, ...), and a Struct cannot carry fields it does not name.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import get
 from litestar.exceptions import NotFoundException
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import Dependency, FromQuery, QueryParameter
 
 from kernel.core import Kernel
-from kernel.deps import CurrentUser, KernelDep
+from kernel.deps import CurrentUser
 from kernel.libraries import PathRefused
 
 from . import store
+
+if TYPE_CHECKING:
+    from . import Plugin
+
+PluginDep = Annotated["Plugin", Dependency(skip_validation=True)]
 
 
 async def file_metadata(
@@ -43,12 +56,12 @@ async def file_metadata(
 
 @get("/image/metadata", summary="A file's size, dates, EXIF and every plugin's extras")
 async def image_metadata(
-    kernel: KernelDep,
+    plugin: PluginDep,
     user: CurrentUser,
     file_path: Annotated[str, QueryParameter(name="path")],
     library: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
-    return await file_metadata(kernel, library, file_path, user.id)
+    return await file_metadata(plugin.kernel, library, file_path, user.id)
 
 
 ROUTES = [image_metadata]

@@ -5,17 +5,20 @@ Every function is synchronous; the routes, hooks and tools run them in worker th
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, delete, select
 
-from kernel.core import Kernel
-from plugins.exif.geo import unit_vector
-from plugins.exif.model import ExifData
-from plugins.exif.tables import image_exif
+from .geo import unit_vector
+from .model import ExifData
+from .tables import image_exif
+
+if TYPE_CHECKING:
+    from kernel.core import Kernel
 
 MAX_TEXT = 1000
 CHUNK = 10_000  # ids per IN (...) list: one query for any realistic page
@@ -132,12 +135,17 @@ def load_compact(kernel: Kernel, file_ids: Sequence[int]) -> dict[int, Row[Any]]
     return found
 
 
+@functools.lru_cache(maxsize=512)
+def _offset_zone(minutes: int) -> timezone:
+    return timezone(timedelta(minutes=minutes))
+
+
 def iso_date(when: datetime | None, offset_minutes: int | None) -> str | None:
     """ISO-8601, with the UTC offset when the camera recorded one."""
     if when is None:
         return None
     if offset_minutes is not None:
-        when = when.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+        when = when.replace(tzinfo=_offset_zone(offset_minutes))
     return when.isoformat()
 
 
@@ -147,18 +155,37 @@ def gps_json(row: Any) -> dict[str, float | None] | None:
     return {"lat": row.gps_lat, "lon": row.gps_lon, "alt": row.gps_alt}
 
 
-def compact_json(row: Any) -> dict[str, Any]:
-    """What a listing shows of a file's EXIF: enough to caption, sort and map it."""
-    return {
-        "camera_make": row.camera_make,
-        "camera_model": row.camera_model,
-        "lens": row.lens,
-        "width": row.width,
-        "height": row.height,
-        "orientation": row.orientation,
-        "gps": gps_json(row),
-        "date_source": row.date_source,
-    }
+def listing_extras(kernel: Kernel, file_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """What a listing shows of each file: ``date_taken`` and a compact ``exif`` object,
+    enough to caption, sort and map it (both None when not read, or failed).
+
+    Memories lists thousands of files at once, so rows are unpacked as tuples (in the
+    order of ``COMPACT_COLUMNS``) rather than read attribute by attribute."""
+    rows = load_compact(kernel, file_ids)
+    empty = {"date_taken": None, "exif": None}
+    extras: dict[int, dict[str, Any]] = {}
+    for file_id in file_ids:
+        row = rows.get(file_id)
+        if row is None or row.status != "ok":
+            extras[file_id] = dict(empty)
+            continue
+        (_, _, make, model, lens, width, height, orientation, lat, lon, alt, taken, offset,
+         source) = row  # fmt: skip
+        gps = None if lat is None or lon is None else {"lat": lat, "lon": lon, "alt": alt}
+        extras[file_id] = {
+            "date_taken": iso_date(taken, offset),
+            "exif": {
+                "camera_make": make,
+                "camera_model": model,
+                "lens": lens,
+                "width": width,
+                "height": height,
+                "orientation": orientation,
+                "gps": gps,
+                "date_source": source,
+            },
+        }
+    return extras
 
 
 def full_json(row: Any) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from media.ffmpeg import input_url, main_video_stream, open_options, stream_rotation
-from plugins.exif import dates
+
+from . import dates
 
 # ISO 6709 as phones and ffmpeg write it: "+59.9139+010.7522+023.000/", altitude optional.
 _ISO6709 = re.compile(r"\s*([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)?(?:CRS.*)?/?")

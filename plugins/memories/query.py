@@ -5,14 +5,15 @@ Capture dates come from whichever plugin answers the ``date_taken_table`` hook (
 does); with none, from the file's mtime. The "same days of the year" test is on
 ``month * 100 + day``: a ``month_day`` column when the date table offers one (exif
 stores it, indexed), otherwise computed by ``extract()``, which SQLAlchemy renders as
-``strftime`` on SQLite and ``EXTRACT`` on PostgreSQL.
+``strftime`` on SQLite and ``EXTRACT`` on PostgreSQL. Rows carry the kernel's file
+columns, so the route turns them into ``FileRef`` and then the kernel's file entries.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     DateTime,
@@ -27,10 +28,13 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from kernel.core import Kernel
-from kernel.index import listed_in
+from kernel.index import FILE_COLUMNS, listed_in
 from kernel.tables import files
-from plugins.memories.window import Window
+
+from .window import Window
+
+if TYPE_CHECKING:
+    from kernel.core import Kernel
 
 NANOSECONDS = 1_000_000_000
 
@@ -74,15 +78,7 @@ def memories_query(kernel: Kernel, table: FromClause, window: Window, scope: Sco
     else:
         in_window = md.between(window.start_md, window.end_md)
     return (
-        select(
-            files.c.id,
-            files.c.library_id,
-            files.c.rel_path,
-            files.c.name,
-            files.c.media_type,
-            table.c.taken_at,
-            table.c.utc_offset_minutes,
-        )
+        select(*FILE_COLUMNS, table.c.taken_at, table.c.utc_offset_minutes)
         .select_from(files.join(table, table.c.file_id == files.c.id))
         .where(
             *listed_in(scope.library_id, scope.rel_dir, scope.recursive),

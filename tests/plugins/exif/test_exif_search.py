@@ -250,17 +250,35 @@ def test_tools_read_metadata_and_search(h: Harness) -> None:
     assert meta["exif"]["camera_model"] == "Canon EOS R5"
     assert "error" in h.run(tools["get_photo_metadata"].invoke, {"path": "../x.jpg"}, ctx)
 
+    # search_photos is the kernel's; it takes this plugin's filters and sorts, and its
+    # results are the kernel's file entries with this plugin's extras.
     result = h.run(
         tools["search_photos"].invoke,
-        {"camera_make": "apple", "gps_lat": -16.8, "gps_lon": 180.0, "gps_radius_km": 15},
+        {"camera_make": "apple", "gps_lat": -16.8, "gps_lon": 180.0, "gps_radius_km": 15,
+         "sort": "DateTakenDesc"},
         ctx,
-    )
+    )  # fmt: skip
     assert result["total"] == 2
     assert [p["path"] for p in result["photos"]] == ["fiji/east.jpg", "fiji/west.jpg"]
-    assert result["photos"][0]["date_taken"] == "2021-06-02T12:00:00-12:00"
+    east = result["photos"][0]
+    assert east["date_taken"] == "2021-06-02T12:00:00-12:00"
+    assert (east["exif"]["camera_model"], east["exif"]["gps"]["lon"]) == (
+        "iPhone 12",
+        pytest.approx(-179.90),
+    )
+    assert east["size"] == (h.library / "fiji/east.jpg").stat().st_size
+    oldest_first = h.run(
+        tools["search_photos"].invoke, {"camera_model": "iphone 12", "sort": "DateTakenAsc"}, ctx
+    )
+    assert [p["path"] for p in oldest_first["photos"]] == [
+        "trips/sydney.jpg",
+        "fiji/west.jpg",
+        "fiji/east.jpg",
+        "fiji/far.jpg",
+    ]
     result = h.run(
         tools["search_photos"].invoke,
-        {"date_from": "2021-01-01", "date_to": 1640995200, "limit": 1, "path": "trips"},
+        {"date_from": "2021-01-01", "date_to": "1640995200", "limit": 1, "path": "trips"},
         ctx,
     )
     assert (result["total"], [p["path"] for p in result["photos"]]) == (1, ["trips/sydney.jpg"])

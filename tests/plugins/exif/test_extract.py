@@ -20,7 +20,7 @@ import pytest
 from PIL import Image, TiffImagePlugin
 
 from plugins.exif import dates, pool
-from plugins.exif.extract import ExifData, ExtractError, extract, extract_with_timeout
+from plugins.exif.extract import ExifData, ExtractError, extract
 from plugins.exif.video import parse_iso6709
 
 R = TiffImagePlugin.IFDRational
@@ -394,26 +394,44 @@ def test_mutated_files_never_raise_anything_else(
         assert isinstance(extract(path, "photo", 1_000_000_000.0), ExifData)
 
 
-# --- extract_with_timeout ---
+# --- the worker pool ---
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _stop_workers() -> Any:
-    yield
-    pool.shutdown()
+@pytest.fixture(scope="module")
+def workers() -> Any:
+    workers = pool.Pool(1)
+    yield workers
+    workers.shutdown()
 
 
-def test_extract_with_timeout(kit: Any, write_image: Writer) -> None:
+def test_extract_in_a_worker_with_a_time_limit(
+    kit: Any, write_image: Writer, workers: pool.Pool
+) -> None:
     path = write_image("a.jpg", kit.full_exif())
-    assert extract_with_timeout(path, "photo", 0, timeout=30) == extract(path, "photo", 0)
+    assert workers.extract(path, "photo", 0, timeout=30) == extract(path, "photo", 0)
     with pytest.raises(ExtractError, match="cannot read"):
-        extract_with_timeout(path.with_name("nope.jpg"), "photo", 0, timeout=30)
+        workers.extract(path.with_name("nope.jpg"), "photo", 0, timeout=30)
 
     started = time.perf_counter()
     with pytest.raises(ExtractError, match=r"timed out after 0\.5 s"):
-        pool.call(time.sleep, (30,), timeout=0.5)  # stands in for a hung parser
+        workers.call(time.sleep, (30,), timeout=0.5)  # stands in for a hung parser
     assert time.perf_counter() - started < 5
     with pytest.raises(ExtractError, match="crashed"):
-        pool.call(os._exit, (3,), timeout=30)  # stands in for a segfault in native code
+        workers.call(os._exit, (3,), timeout=30)  # stands in for a segfault in native code
     # The killed workers were replaced: the next file is read normally.
-    assert extract_with_timeout(path, "photo", 0, timeout=30).date_taken == WHEN
+    assert workers.extract(path, "photo", 0, timeout=30).date_taken == WHEN
+
+
+def test_a_shut_down_pool_stops_its_workers_and_still_answers(
+    kit: Any, write_image: Writer
+) -> None:
+    path = write_image("b.jpg", kit.full_exif())
+    workers = pool.Pool(1)
+    assert workers.extract(path, "photo", 0, timeout=30).date_taken == WHEN
+    (pid,) = workers.pids()
+    workers.shutdown()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped
+    # A straggler after shutdown is still answered, on a worker that does not stay.
+    assert workers.extract(path, "photo", 0, timeout=30).date_taken == WHEN
+    assert (workers.pids(), workers.live) == ([], 0)

@@ -1,23 +1,93 @@
 """GET /memories through HTTP: day, week and month windows in earlier years, weeks that
 straddle New Year, the client's time zone, EXCLUDED_DIRS of both kinds, folder scope,
-bad parameters, and the mtime fallback when no plugin knows capture dates."""
+bad parameters, items in the kernel's file shape, and the mtime fallback when no plugin
+knows capture dates.
+
+No other real plugin runs here: capture dates come from ``CaptureDates``, a plugin of
+this test with a table of its own (made by its migration) that answers
+``date_taken_table``, or from the files' mtime when it is absent. Memories with the exif
+plugin are tested in ``tests/integration/test_exif_memories.py``.
+"""
 
 from __future__ import annotations
 
+import ast
 import os
-from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import Column, DateTime, MetaData, SmallInteger, Table
 
+from kernel import hookimpl
 from kernel.config import ConfigError
+from kernel.core import Kernel
+from kernel.tables import file_key_column
 from kernel.testing import Harness, harness, make_jpeg
+from kernel.types import FileRef
 from media.ffmpeg import run_ffmpeg
 
 pytestmark = pytest.mark.db
+
+capture_dates = Table(
+    "test_capture_dates",
+    MetaData(),
+    file_key_column(),
+    Column("taken_at", DateTime, nullable=False),
+    Column("utc_offset_minutes", SmallInteger),
+)
+
+
+class CaptureDates:
+    """Any plugin that knows when files were taken: it records a date per file when the
+    file is hashed, in its own table, and offers that table as ``date_taken_table``
+    (without the optional ``month_day`` column, so memories computes it). The dates are
+    given by path (``dates``) instead of read from the files. Its ``file_extras`` carry a
+    ``date_taken`` of its own, which memories' date must replace in the items."""
+
+    dates: ClassVar[Mapping[str, datetime]] = {}
+
+    def __init__(self, kernel: Kernel, settings: None) -> None:
+        self.kernel = kernel
+
+    @classmethod
+    def knowing(cls, dates: Mapping[str, datetime]) -> type[CaptureDates]:
+        return type("CaptureDates", (cls,), {"dates": dict(dates)})
+
+    @staticmethod
+    @hookimpl
+    def migrations() -> Path:
+        return Path(__file__).parent / "capture_dates"
+
+    @hookimpl
+    def on_hashed(self, file: FileRef) -> None:
+        taken = self.dates.get(file.rel_path)
+        if taken is None:
+            return
+        offset = taken.utcoffset()
+        row = {
+            "file_id": file.id,
+            "taken_at": taken.replace(tzinfo=None),
+            "utc_offset_minutes": None if offset is None else offset.total_seconds() // 60,
+        }
+        statement = self.kernel.db.insert(capture_dates).values(row)
+        statement = statement.on_conflict_do_update(index_elements=["file_id"], set_=row)
+        with self.kernel.db.write() as conn:
+            conn.execute(statement)
+
+    @hookimpl
+    def date_taken_table(self) -> Table:
+        return capture_dates
+
+    @hookimpl
+    def file_extras(self, files: Sequence[FileRef]) -> dict[int, dict[str, Any]]:
+        return {
+            ref.id: {"date_taken": "not this one", "dated_by": "capture_dates"} for ref in files
+        }
+
 
 DATED = {
     "2024/nov25.jpg": datetime(2024, 11, 25, 10, 0),
@@ -37,6 +107,7 @@ DATED = {
     "nye/d.jpg": datetime(2025, 12, 29, 10, 0),
     "nye/e.jpg": datetime(2023, 12, 28, 10, 0),
     "nye/f.jpg": datetime(2025, 1, 5, 10, 0),
+    "2023/clip.mp4": datetime(2023, 11, 24, 10, 0, tzinfo=UTC),
 }
 
 
@@ -54,11 +125,15 @@ def make_clip(path: Path, creation_time: str) -> Path:
 def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     base = tmp_path_factory.mktemp("memories")
     library = base / "library"
-    for name, taken in DATED.items():
-        make_jpeg(library / name, taken=taken)
+    for name in DATED:
+        if name.endswith(".jpg"):
+            make_jpeg(library / name)  # no EXIF: the dates are CaptureDates'
     make_clip(library / "2023" / "clip.mp4", "2023-11-24T10:00:00Z")
+    make_jpeg(library / "undated.jpg")  # a file CaptureDates knows nothing about
+    os.utime(library / "undated.jpg", (DATED["2022/nov23.jpg"].timestamp(),) * 2)
     env = {"EXCLUDED_DIRS": "/private, @eaDir"}
-    with harness(base, ["exif", "memories"], library=library, env=env) as h:
+    plugins = {"capture_dates": CaptureDates.knowing(DATED)}
+    with harness(base, ["memories"], extra_plugins=plugins, library=library, env=env) as h:
         h.scan()
         yield h
 
@@ -86,6 +161,7 @@ def test_the_week_in_earlier_years_newest_year_first(h: Harness) -> None:
         (2022, 4, ["2022/nov23.jpg"]),
         (2020, 6, ["2020/nov29.jpg"]),
     ]
+    assert body["dates_from"] == "date_taken_table"
     clip = body["years"][1]["items"][0]
     assert (clip["media_type"], clip["date_taken"]) == ("video", "2023-11-24T10:00:00+00:00")
     first = body["years"][0]["items"][1]
@@ -96,6 +172,34 @@ def test_the_week_in_earlier_years_newest_year_first(h: Harness) -> None:
     )
     # Any day of the same week gives the same window.
     assert by_year(memories(h, date="2026-11-29")) == by_year(body)
+
+
+def test_items_are_the_kernels_file_entries_with_memories_date(h: Harness) -> None:
+    body = memories(h, date="2026-11-23", span="day")
+    (item,) = body["years"][0]["items"]
+    on_disk = (h.library / "2022/nov23.jpg").stat()
+    assert item["id"] and item["content_hash"]
+    assert (item["path"], item["library"], item["name"], item["media_type"]) == (
+        "2022/nov23.jpg",
+        1,
+        "nov23.jpg",
+        "photo",
+    )
+    assert (item["size"], item["mtime"]) == (on_disk.st_size, pytest.approx(on_disk.st_mtime))
+    # Every plugin's extras are there, but the date is the one memories grouped by.
+    assert (item["dated_by"], item["date_taken"]) == ("capture_dates", "2022-11-23T12:00:00")
+    (listed,) = [
+        f for f in h.get("/photos", params={"path": "2022"}).json()["files"]
+        if f["path"] == "2022/nov23.jpg"
+    ]  # fmt: skip
+    assert listed.keys() == item.keys()  # the same shape as /photos
+
+
+def test_a_file_the_dating_plugin_does_not_know_is_no_memory(h: Harness) -> None:
+    # undated.jpg has 23 Nov 2022 as its mtime, but the plugin that answers
+    # date_taken_table has no date for it, and memories does not mix sources.
+    paths = [p for _, _, group in by_year(memories(h, date="2026-11-23")) for p in group]
+    assert "undated.jpg" not in paths
 
 
 def test_the_day_and_the_month(h: Harness) -> None:
@@ -160,9 +264,12 @@ def test_bad_parameters(h: Harness, params: dict[str, str], status: int, name: s
 def test_today_is_the_clients_today(tmp_path: Path, library: Path) -> None:
     kiritimati = ZoneInfo("Pacific/Kiritimati")  # UTC+14: never on UTC-11's date
     before = datetime.now(kiritimati).date()
+    dates = {}
     for day in (before, before + timedelta(days=1)):  # midnight may pass meanwhile
-        make_jpeg(library / f"{day}.jpg", taken=datetime(day.year - 4, day.month, day.day))
-    with harness(tmp_path, ["exif", "memories"]) as h:
+        make_jpeg(library / f"{day}.jpg")
+        dates[f"{day}.jpg"] = datetime(day.year - 4, day.month, day.day)
+    plugins = {"capture_dates": CaptureDates.knowing(dates)}
+    with harness(tmp_path, ["memories"], extra_plugins=plugins) as h:
         h.scan()
         body = memories(h, tz="Pacific/Kiritimati", span="day")
         today = date.fromisoformat(body["today"])
@@ -183,6 +290,7 @@ def test_mtime_is_the_date_when_no_plugin_knows_capture_dates(
     utc = ZoneInfo("UTC")
     dated("a.jpg", datetime(2024, 11, 24, 12, 0, tzinfo=utc))
     dated("b.jpg", datetime(2024, 11, 22, 23, 30, tzinfo=utc))  # 23 Nov 00:30 in Oslo
+    b_mtime = datetime(2024, 11, 22, 23, 30, tzinfo=utc).timestamp()
     dated("c.jpg", datetime(2020, 3, 3, 12, 0, tzinfo=utc), taken=datetime(2019, 11, 24))
     dated("@eaDir/d.jpg", datetime(2024, 11, 24, 12, 0, tzinfo=utc))
     toml = '[plugins.memories]\ndefault_span = "day"\ntimezone = "Europe/Oslo"\n'
@@ -192,7 +300,9 @@ def test_mtime_is_the_date_when_no_plugin_knows_capture_dates(
         body = memories(h, date="2026-11-23", span="week")
         assert (body["dates_from"], body["tz"]) == ("mtime", "Europe/Oslo")
         assert by_year(body) == [(2024, 2, ["b.jpg", "a.jpg"])]
-        assert body["years"][0]["items"][0]["date_taken"] == "2024-11-23T00:30:00+01:00"
+        b = body["years"][0]["items"][0]
+        assert b["date_taken"] == "2024-11-23T00:30:00+01:00"
+        assert (b["size"], b["mtime"]) == ((library / "b.jpg").stat().st_size, b_mtime)
         assert by_year(memories(h, date="2026-11-23", span="week", tz="UTC")) == [
             (2024, 2, ["a.jpg"])
         ]
@@ -219,3 +329,45 @@ def test_bad_settings_stop_start_up_naming_the_plugin(
         harness(tmp_path, ["memories"], plugins_toml=f"[plugins.memories]\n{toml}\n"),
     ):
         pass
+
+
+def test_the_document_describes_the_response_and_no_dependency(h: Harness) -> None:
+    schema = h.get("/schema/openapi.json").json()
+    operation = schema["paths"]["/memories"]["get"]
+    parameters = sorted(p["name"] for p in operation["parameters"])
+    assert parameters == ["date", "library", "path", "recursive", "span", "tz"]
+    reply = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    if "$ref" in reply:
+        reply = schema["components"]["schemas"][reply["$ref"].rsplit("/", 1)[-1]]
+    assert list(reply["properties"]) == [
+        "span", "today", "tz", "window", "dates_from", "total", "years"
+    ]  # fmt: skip
+    # The same names and order as the JSON itself.
+    assert list(memories(h, date="2026-11-23")) == list(reply["properties"])
+
+
+def test_the_package_imports_itself_relatively() -> None:
+    from plugins import memories as package
+
+    absolute = [
+        f"{path.name}:{node.lineno}"
+        for path in sorted(Path(package.__file__).parent.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.level == 0
+        and (node.module or "").split(".")[0] == "plugins"
+    ]  # fmt: skip
+    assert absolute == []
+
+
+def test_settings_are_the_instances_under_any_name(tmp_path: Path, library: Path) -> None:
+    """The plugin reads the section it is registered under (``self.settings``), not one
+    looked up as "memories"."""
+    from plugins.memories import Plugin
+
+    make_jpeg(library / "a.jpg")
+    toml = '[plugins.on_this_day]\ndefault_span = "month"\ntimezone = "Asia/Tokyo"\n'
+    with harness(tmp_path, [], extra_plugins={"on_this_day": Plugin}, plugins_toml=toml) as h:
+        body = memories(h)
+        assert (body["span"], body["tz"], body["dates_from"]) == ("month", "Asia/Tokyo", "mtime")
+        plugin = h.kernel.plugin("on_this_day")
+        assert isinstance(plugin, Plugin) and plugin.settings.default_span == "month"
