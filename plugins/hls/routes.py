@@ -14,7 +14,6 @@ import time
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-import jwt
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
@@ -23,8 +22,9 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
-from kernel.auth import decode_token, user_by_id
+from kernel.auth import User, user_by_id, user_for_token
 from kernel.core import Kernel
+from kernel.deps import CurrentUser
 from kernel.index import Stat
 from kernel.libraries import PathRefused
 from kernel.mediatypes import media_type_for
@@ -94,7 +94,20 @@ async def _video(kernel: Kernel, library: str | int | None, path: str) -> FileRe
     return ref
 
 
-def _state_fields(plugin: Plugin, ref: FileRef, job: jobs.Job | None) -> dict[str, Any]:
+def _sign(plugin: Plugin, ref: FileRef, user: User) -> str:
+    secret, lifetime = plugin.kernel.config.secret_key, plugin.settings.token_seconds
+    return tokens.sign(secret, ref.id, user.id, user.token_version, lifetime)
+
+
+def _version_of(kernel: Kernel) -> Any:
+    def version(user_id: int) -> int | None:
+        user = user_by_id(kernel.db, user_id)
+        return None if user is None else user.token_version
+
+    return version
+
+
+def _state_fields(plugin: Plugin, ref: FileRef, job: jobs.Job | None, user: User) -> dict[str, Any]:
     """The keyword arguments of ``VideoState`` (``Generated`` adds ``queued_now``)."""
     if job is None:
         return {"path": ref.rel_path, "library": ref.library_id, "status": "none"}
@@ -102,8 +115,7 @@ def _state_fields(plugin: Plugin, ref: FileRef, job: jobs.Job | None) -> dict[st
     fraction = min(1.0, job.processed / duration) if duration else None
     if job.status == jobs.DONE:
         fraction = 1.0
-    secret = plugin.kernel.config.secret_key
-    token = tokens.sign(secret, ref.id, plugin.settings.token_seconds)
+    token = _sign(plugin, ref, user)
     query = urlencode({"path": ref.rel_path, "library": ref.library_id, "token": token})
     return {
         "path": ref.rel_path,
@@ -128,7 +140,9 @@ def _state_fields(plugin: Plugin, ref: FileRef, job: jobs.Job | None) -> dict[st
     status_code=202,
     responses={200: ResponseSpec(Generated, description="The job existed already: its state")},
 )
-async def generate(plugin: PluginDep, data: JSONBody[GenerateBody]) -> Response[Generated]:
+async def generate(
+    plugin: PluginDep, user: CurrentUser, data: JSONBody[GenerateBody]
+) -> Response[Generated]:
     kernel, svc = plugin.kernel, plugin.service
     ref = await _video(kernel, data.library, data.path)
     result = await svc.request(ref)
@@ -136,44 +150,51 @@ async def generate(plugin: PluginDep, data: JSONBody[GenerateBody]) -> Response[
     if data.retry and job.status == jobs.FAILED and await svc.renew(job, ref):
         job = await asyncio.to_thread(jobs.get, kernel.db, ref.id) or job
         created = True
-    body = Generated(**_state_fields(plugin, ref, job), queued_now=created)
+    body = Generated(**_state_fields(plugin, ref, job, user), queued_now=created)
     return Response(body, status_code=202 if created else 200)
 
 
 @get("/video/status", summary="State and progress of a video's HLS rendition")
 async def status(
     plugin: PluginDep,
+    user: CurrentUser,
     file_path: Annotated[str, QueryParameter(name="path")],
     library: FromQuery[str | None] = None,
 ) -> VideoState:
     ref = await _video(plugin.kernel, library, file_path)
     job = await asyncio.to_thread(jobs.get, plugin.kernel.db, ref.id)
-    return VideoState(**_state_fields(plugin, ref, job))
+    return VideoState(**_state_fields(plugin, ref, job, user))
 
 
 async def _authorized_video(
     request: Request, kernel: Kernel, library: str | None, path: str, token: str | None
-) -> FileRef:
+) -> tuple[FileRef, User]:
+    """The video and its caller, proven by a bearer token (the file is indexed on demand
+    for a logged-in user) or by a playlist token, which only reads the index: a stranger
+    with a made-up token never makes the server index or process anything."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, bearer = header.partition(" ")
-        try:
-            user_id = decode_token(kernel.config.secret_key, bearer.strip())
-        except (jwt.InvalidTokenError, ValueError):
-            raise NotAuthorizedException("invalid bearer token") from None
-        user = await asyncio.to_thread(user_by_id, kernel.db, user_id)
-        if scheme.lower() != "bearer" or user is None:
+        if scheme.lower() != "bearer":
             raise NotAuthorizedException("invalid bearer token")
-        return await _video(kernel, library, path)
+        secret = kernel.config.secret_key
+        user = await asyncio.to_thread(user_for_token, kernel.db, secret, bearer.strip())
+        return await _video(kernel, library, path), user
     if not token:
         raise NotAuthorizedException("a bearer token or a signed playlist token is required")
     try:
-        ref = await _video(kernel, library, path)
-    except (PathRefused, NotFoundException, InvalidParameter, OSError):
-        raise NotAuthorizedException("invalid or expired token") from None
-    if not tokens.verify(kernel.config.secret_key, ref.id, token):
+        resolved = kernel.libraries.resolve(library, path)
+        ref = await asyncio.to_thread(kernel.index.get, resolved.library.id, resolved.rel_path)
+    except (PathRefused, OSError):
+        ref = None
+    if ref is None:
         raise NotAuthorizedException("invalid or expired token")
-    return ref
+    secret = kernel.config.secret_key
+    user_id = await asyncio.to_thread(tokens.verify, secret, ref.id, token, _version_of(kernel))
+    user = await asyncio.to_thread(user_by_id, kernel.db, user_id) if user_id else None
+    if user is None:
+        raise NotAuthorizedException("invalid or expired token")
+    return ref, user
 
 
 @get(
@@ -189,10 +210,10 @@ async def stream(
     token: FromQuery[str | None] = None,
 ) -> Response[Any]:
     kernel, svc = plugin.kernel, plugin.service
-    ref = await _authorized_video(request, kernel, library, file_path, token)
+    ref, user = await _authorized_video(request, kernel, library, file_path, token)
     job = (await svc.request(ref)).job
     deadline = time.monotonic() + svc.settings.stream_wait_seconds
-    signed = tokens.sign(kernel.config.secret_key, ref.id, svc.settings.token_seconds)
+    signed = _sign(plugin, ref, user)
     while True:
         if job.status == jobs.FAILED:
             return Response(
@@ -237,7 +258,9 @@ async def segment(
     name: FromPath[str],
     token: FromQuery[str | None] = None,
 ) -> Any:
-    if not tokens.verify(plugin.kernel.config.secret_key, file_id, token):
+    kernel = plugin.kernel
+    secret = kernel.config.secret_key
+    if not await asyncio.to_thread(tokens.verify, secret, file_id, token, _version_of(kernel)):
         raise NotAuthorizedException("invalid or expired token")
     path = layout.segment_path(plugin.root, file_id, key, name)
     if path is None or not await asyncio.to_thread(path.is_file):

@@ -50,7 +50,7 @@ def test_segments_need_the_token_of_their_own_video(h, player):
     other_token = player.uris(other)[1].split("token=", 1)[1]
     secret = h.kernel.config.secret_key
     file_id = int(first.split("/")[1])
-    expired = tokens.sign(secret, file_id, 60, now=time.time() - 3600)
+    expired = tokens.sign(secret, file_id, 1, 0, 60, now=time.time() - 3600)
     tampered = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
 
     assert player.fetch(h, first).status_code == 200
