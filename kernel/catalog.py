@@ -216,7 +216,9 @@ class Catalog:
         for name, param in self.params.items():
             if name not in KERNEL_PARAMS:
                 meta = msgspec.Meta(description=param.description) if param.description else None
-                kind = param.type | None
+                # A model sends numbers where text would do (Unix seconds for a date).
+                kind = (str | int | float) if param.type is str else param.type
+                kind = kind | None
                 fields.append((name, Annotated[kind, meta] if meta else kind, None))
         params = msgspec.defstruct("SearchPhotosParams", fields, forbid_unknown_fields=True)
         description = (

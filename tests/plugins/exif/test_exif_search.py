@@ -278,7 +278,7 @@ def test_tools_read_metadata_and_search(h: Harness) -> None:
     ]
     result = h.run(
         tools["search_photos"].invoke,
-        {"date_from": "2021-01-01", "date_to": "1640995200", "limit": 1, "path": "trips"},
+        {"date_from": "2021-01-01", "date_to": 1640995200, "limit": 1, "path": "trips"},
         ctx,
     )
     assert (result["total"], [p["path"] for p in result["photos"]]) == (1, ["trips/sydney.jpg"])
