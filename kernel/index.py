@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, and_, select, update
@@ -66,6 +67,13 @@ FILE_COLUMNS = (
 )
 
 
+def _ref(row: Any, root: Path) -> FileRef:
+    return FileRef(
+        row.id, row.library_id, row.rel_path, root, row.size, row.mtime_ns, row.media_type,
+        row.content_hash,
+    )  # fmt: skip
+
+
 class FileIndex:
     """Reads and writes of ``files``; turns rows into ``FileRef`` for plugins."""
 
@@ -74,21 +82,12 @@ class FileIndex:
         self.libraries = libraries
 
     def ref(self, row: Row[Any] | Any) -> FileRef:
-        library = self.libraries.by_id(row.library_id)
-        return FileRef(
-            id=row.id,
-            library_id=row.library_id,
-            rel_path=row.rel_path,
-            abs_path=library.root.joinpath(*row.rel_path.split("/")),
-            size=row.size,
-            mtime_ns=row.mtime_ns,
-            media_type=row.media_type,
-            content_hash=row.content_hash,
-        )
+        return _ref(row, self.libraries.by_id(row.library_id).root)
 
     def refs(self, rows: Iterable[Any]) -> list[FileRef]:
-        known = {lib.id for lib in self.libraries}
-        return [self.ref(row) for row in rows if row.library_id in known]
+        """Rows (with ``FILE_COLUMNS``) of known libraries as ``FileRef``s, in order."""
+        roots = {lib.id: lib.root for lib in self.libraries}
+        return [_ref(row, roots[row.library_id]) for row in rows if row.library_id in roots]
 
     def get(self, library_id: int, rel_path: str, *, present_only: bool = True) -> FileRef | None:
         query = select(*FILE_COLUMNS).where(

@@ -9,6 +9,7 @@ any point resumes from the index: nothing is lost and nothing is inserted twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -348,17 +349,7 @@ class Scanner:
 
         async def one(ref: FileRef, digest: str) -> None:
             async with gate:
-                with_hash = FileRef(
-                    ref.id,
-                    ref.library_id,
-                    ref.rel_path,
-                    ref.abs_path,
-                    ref.size,
-                    ref.mtime_ns,
-                    ref.media_type,
-                    digest,
-                )
-                await hooks.on_hashed(with_hash)
+                await hooks.on_hashed(dataclasses.replace(ref, content_hash=digest))
 
         await asyncio.gather(*(one(ref, digest) for ref, digest in items))
 

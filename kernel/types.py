@@ -43,19 +43,24 @@ def parse_count(name: str, raw: str | None, *, maximum: int | None = None) -> in
 class FileRef:
     """One row of the kernel's file index, as plugins see it.
 
-    ``rel_path`` uses forward slashes and is relative to the library root; ``abs_path``
-    is the resolved location on disk. ``content_hash`` is the blake3 hex digest, or None
-    until the scanner has hashed the file.
+    ``rel_path`` uses forward slashes and is relative to the library ``root`` (absolute,
+    symlinks resolved); ``abs_path`` is the location on disk, made when asked for (a
+    listing builds thousands of these and most never touch the disk). ``content_hash``
+    is the blake3 hex digest, or None until the scanner has hashed the file.
     """
 
     id: int
     library_id: int
     rel_path: str
-    abs_path: Path
+    root: Path
     size: int
     mtime_ns: int
     media_type: str  # "photo" | "video"
     content_hash: str | None = None
+
+    @property
+    def abs_path(self) -> Path:
+        return self.root / self.rel_path
 
     @property
     def name(self) -> str:

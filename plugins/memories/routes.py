@@ -135,7 +135,7 @@ async def memories(
     rows = await asyncio.to_thread(query.run, kernel, table, window, scope)
     # The one file shape of every listing; our capture date replaces any extra of that
     # name (it is the date the grouping used, from whichever source answered).
-    entries = await kernel.catalog.entries([kernel.index.ref(row) for row in rows], user.id)
+    entries = await kernel.catalog.entries(kernel.index.refs(rows), user.id)
     years: dict[int, list[dict[str, Any]]] = {}
     for row, entry in zip(rows, entries, strict=True):
         taken = query.taken_as_datetime(row.taken_at)
