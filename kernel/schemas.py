@@ -48,7 +48,11 @@ class Problem(msgspec.Struct):
 
 
 BAD_REQUEST: dict[int, ResponseSpec] = {
-    400: ResponseSpec(Problem, description="A bad parameter or body (named when one is)")
+    400: ResponseSpec(
+        Problem,
+        description="A bad parameter or body (named when one is)",
+        generate_examples=False,
+    )
 }
 """``responses=`` for a route that answers 400: the document shows the kernel's error
 shape instead of Litestar's generic one."""

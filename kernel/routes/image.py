@@ -35,6 +35,7 @@ FILE_BYTES = ResponseSpec(
         "The file, sent with its own Content-Type (image/..., video/...); ETag,"
         " Last-Modified and byte ranges (206) are honoured."
     ),
+    generate_examples=False,
 )
 
 
