@@ -8,12 +8,18 @@ from typing import Any
 import msgspec
 from litestar import get, post
 from litestar.exceptions import NotAuthorizedException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from kernel.auth import PUBLIC_OPT, PasswordTooLong, authenticate, issue_token
 from kernel.deps import KernelDep
-from kernel.schemas import BAD_REQUEST, LibraryInfo, PublicOperation
+from kernel.schemas import BAD_REQUEST, LibraryInfo, Problem, PublicOperation
 from kernel.types import InvalidParameter
+
+
+WRONG_PASSWORD = ResponseSpec(
+    Problem, description="Wrong user name or password", generate_examples=False
+)
 
 
 class LoginRequest(msgspec.Struct):
@@ -51,7 +57,7 @@ class ToolInfo(msgspec.Struct):
     status_code=200,
     summary="Exchange a password for a token",
     operation_class=PublicOperation,
-    responses=BAD_REQUEST,
+    responses={**BAD_REQUEST, 401: WRONG_PASSWORD},
 )
 async def login(kernel: KernelDep, data: JSONBody[LoginRequest]) -> TokenResponse:
     user = await asyncio.to_thread(authenticate, kernel.db, data.username, data.password)
