@@ -16,7 +16,6 @@ from kernel.deps import KernelDep
 from kernel.schemas import BAD_REQUEST, LibraryInfo, Problem, PublicOperation
 from kernel.types import InvalidParameter
 
-
 WRONG_PASSWORD = ResponseSpec(
     Problem, description="Wrong user name or password", generate_examples=False
 )
