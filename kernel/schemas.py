@@ -9,6 +9,9 @@ Two things are decided per app, by the enabled plugins, so the kernel adds them 
 * ``GET /photos`` reads its query parameters from the request, because plugins declare
   them (``search_params``); ``listing_operation`` puts every declared one, and the sort
   names, on the operation when the document is built.
+
+Routes of the kernel and of plugins also use ``BAD_REQUEST`` (the kernel's error shape,
+``Problem``, for their 400s) and ``PublicOperation`` (for a route that needs no token).
 """
 
 from __future__ import annotations
@@ -59,8 +62,8 @@ shape instead of Litestar's generic one."""
 
 
 class FileEntry(TypedDict):
-    """One file of a listing: the kernel's fields; each enabled plugin adds its own
-    (``tags``, ``favorite``, ``date_taken``, ...), so clients must accept other keys."""
+    """One file of a listing: the kernel's fields. Each enabled plugin adds its own
+    (``file_extras``), so clients must accept keys not listed here."""
 
     id: int
     path: str
@@ -135,7 +138,7 @@ def listing_parameters(catalog: Catalog) -> list[Parameter]:
         if name == "sort":
             schema.enum = catalog.sort_names()
             schema.default = "NameAsc"
-            offered = [catalog.sorts.get(name) for name in schema.enum]
+            offered = [catalog.sorts.get(sort_name) for sort_name in schema.enum]
             described = [f"{s.name}: {s.description}" for s in offered if s and s.description]
             description = " ".join([KERNEL_PARAMS["sort"].description, *described])
         for key, value in KERNEL_BOUNDS.get(name, {}).items():

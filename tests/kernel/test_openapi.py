@@ -13,6 +13,7 @@ from PIL import Image
 
 from kernel import SearchParam, SearchSort, hookimpl
 from kernel.catalog import ENTRY_FIELDS, KERNEL_PARAMS
+from kernel.manager import builtin_plugin_names
 from kernel.tables import files
 from kernel.testing import Harness, harness, make_jpeg
 
@@ -197,3 +198,15 @@ def test_docs_page_loads_everything_from_this_server(h):
     for missing in ("index.html", "swagger-initializer.js", "..%2F__init__.py", "nope.js"):
         assert h.client.get(f"/schema/assets/{missing}").status_code == 404, missing
     assert h.client.get("/schema/scalar").status_code == 404  # no offline Scalar: dropped
+
+
+def test_no_dependency_shows_up_as_a_parameter(tmp_path):
+    """``kernel``, ``user`` and a plugin class's ``plugin`` are injected, not sent: with
+    every built-in plugin on, no operation asks a client for them."""
+    with harness(tmp_path, builtin_plugin_names()) as h:
+        doc = document(h)
+    injected = {"kernel", "user", "plugin", "request", "state"}
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            names = {p["name"] for p in operation.get("parameters", [])}
+            assert not names & injected, (method, path, names & injected)
