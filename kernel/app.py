@@ -14,17 +14,26 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from kernel.auth import PUBLIC_OPT, BearerTokenMiddleware, PasswordTooLong, User
 from kernel.core import Kernel
 from kernel.libraries import PathRefused
 from kernel.routes import image, photos, system
+from kernel.routes.docs import LocalSwaggerUI
+from kernel.schemas import FileEntrySchemaPlugin
 from kernel.types import InvalidParameter
 
 log = logging.getLogger(__name__)
 SCHEMA_PATH = "/schema"
+BEARER = "BearerToken"
+BEARER_SCHEME = SecurityScheme(
+    type="http",
+    scheme="bearer",
+    bearer_format="JWT",
+    description="The token POST /login answers, as `Authorization: Bearer <token>`.",
+)
 
 
 def _problem(status: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
@@ -91,7 +100,7 @@ def create_app(
         system.tools,
         image.get_image,
         image.upload_image,
-        photos.list_photos,
+        photos.route(kernel.catalog),
         *kernel.hooks.routes(),
     ]
     origins = kernel.config.cors_allowed_origins
@@ -117,8 +126,11 @@ def create_app(
             title="imageapi",
             version="1",
             path=SCHEMA_PATH,
-            render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin(path="/scalar")],
+            render_plugins=[LocalSwaggerUI(SCHEMA_PATH)],
+            components=Components(security_schemes={BEARER: BEARER_SCHEME}),
+            security=[{BEARER: []}],
         ),
+        plugins=[FileEntrySchemaPlugin()],
         request_max_body_size=kernel.config.kernel.upload_max_bytes + 1024 * 1024,
         lifespan=[lifespan],
         logging_config=None,

@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import NotFoundException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, MultipartBody, QueryParameter
 
 from kernel.deps import KernelDep
@@ -21,13 +23,35 @@ from kernel.index import Stat
 from kernel.libraries import PathRefused
 from kernel.mediatypes import content_type_for, media_type_for, sniff
 from kernel.routes.serving import serve_file
+from kernel.schemas import BAD_REQUEST
 from kernel.types import InvalidParameter
 
 ORIGINAL_SIZES = frozenset({"", "full", "original"})
 UNSAFE_NAME = re.compile(r"[^\w.\- ()+,@]+", re.UNICODE)
+FILE_BYTES = ResponseSpec(
+    data_container=bytes,
+    media_type="application/octet-stream",
+    description=(
+        "The file, sent with its own Content-Type (image/..., video/...); ETag,"
+        " Last-Modified and byte ranges (206) are honoured."
+    ),
+    generate_examples=False,
+)
 
 
-@get("/image", summary="An original file, or a rendition of it with size=")
+class Uploaded(msgspec.Struct):
+    """Where an upload landed (its name may carry a suffix to avoid a clash)."""
+
+    path: str
+    library: int
+    id: int | None  # the index row, or None if the file could not be indexed
+
+
+@get(
+    "/image",
+    summary="An original file, or a rendition of it with size=",
+    responses={200: FILE_BYTES, **BAD_REQUEST},
+)
 async def get_image(
     request: Request,
     kernel: KernelDep,
@@ -104,11 +128,16 @@ def _store_upload(upload: UploadFile, target_dir: Path, name: str, limit: int) -
         tmp.unlink(missing_ok=True)
 
 
-@post("/image", summary="Upload a photo or video into a library folder", status_code=201)
+@post(
+    "/image",
+    summary="Upload a photo or video into a library folder",
+    status_code=201,
+    responses=BAD_REQUEST,
+)
 async def upload_image(
     kernel: KernelDep,
     data: MultipartBody[dict[str, Any]],
-) -> dict[str, Any]:
+) -> Uploaded:
     upload = data.get("file")
     if not isinstance(upload, UploadFile):
         raise InvalidParameter("file", "a multipart field 'file' with the upload is required")
@@ -131,4 +160,4 @@ async def upload_image(
         resolved.library, Stat(rel_path, st.st_size, st.st_mtime_ns, media_type)
     )
     kernel.spawn_background(kernel.scanner.hash_backlog(), "hash upload")
-    return {"path": rel_path, "library": resolved.library.id, "id": ref.id if ref else None}
+    return Uploaded(rel_path, resolved.library.id, ref.id if ref else None)

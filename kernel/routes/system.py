@@ -8,11 +8,17 @@ from typing import Any
 import msgspec
 from litestar import get, post
 from litestar.exceptions import NotAuthorizedException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from kernel.auth import PUBLIC_OPT, PasswordTooLong, authenticate, issue_token
 from kernel.deps import KernelDep
+from kernel.schemas import BAD_REQUEST, LibraryInfo, Problem, PublicOperation
 from kernel.types import InvalidParameter
+
+WRONG_PASSWORD = ResponseSpec(
+    Problem, description="Wrong user name or password", generate_examples=False
+)
 
 
 class LoginRequest(msgspec.Struct):
@@ -24,7 +30,34 @@ class TokenResponse(msgspec.Struct):
     token: str
 
 
-@post("/login", opt={PUBLIC_OPT: True}, status_code=200, summary="Exchange a password for a token")
+class Health(msgspec.Struct):
+    status: str
+    database: str  # the SQL dialect: "sqlite" or "postgresql"
+    plugins: list[str]
+
+
+class ToolFunction(msgspec.Struct):
+    name: str
+    description: str
+    parameters: dict[str, Any]  # the JSON Schema of the tool's arguments
+
+
+class ToolInfo(msgspec.Struct):
+    """An LLM tool in the OpenAI / Ollama ``tools`` format, with the plugin offering it."""
+
+    plugin: str
+    type: str
+    function: ToolFunction
+
+
+@post(
+    "/login",
+    opt={PUBLIC_OPT: True},
+    status_code=200,
+    summary="Exchange a password for a token",
+    operation_class=PublicOperation,
+    responses={**BAD_REQUEST, 401: WRONG_PASSWORD},
+)
 async def login(kernel: KernelDep, data: JSONBody[LoginRequest]) -> TokenResponse:
     user = await asyncio.to_thread(authenticate, kernel.db, data.username, data.password)
     if user is None:
@@ -33,28 +66,32 @@ async def login(kernel: KernelDep, data: JSONBody[LoginRequest]) -> TokenRespons
     return TokenResponse(token=issue_token(secret, user.id, version=user.token_version))
 
 
-@get("/health", opt={PUBLIC_OPT: True}, summary="Liveness and database check")
-async def health(kernel: KernelDep) -> dict[str, Any]:
+@get(
+    "/health",
+    opt={PUBLIC_OPT: True},
+    summary="Liveness and database check",
+    operation_class=PublicOperation,
+)
+async def health(kernel: KernelDep) -> Health:
     def ping() -> None:
         with kernel.db.read() as conn:
             conn.exec_driver_sql("SELECT 1")
 
     await asyncio.to_thread(ping)
-    return {
-        "status": "ok",
-        "database": kernel.db.dialect,
-        "plugins": kernel.registry.enabled_names(),
-    }
+    return Health("ok", kernel.db.dialect, kernel.registry.enabled_names())
 
 
 @get("/libraries", summary="The libraries this server serves")
-async def libraries(kernel: KernelDep) -> list[dict[str, object]]:
-    return [library.to_json() for library in kernel.libraries]
+async def libraries(kernel: KernelDep) -> list[LibraryInfo]:
+    return [LibraryInfo(library.id, library.name) for library in kernel.libraries]
 
 
 @get("/tools", summary="The LLM-callable tools every enabled plugin offers")
-async def tools(kernel: KernelDep) -> list[dict[str, Any]]:
-    return [{"plugin": t.plugin, **t.to_openai()} for t in kernel.tools.values()]
+async def tools(kernel: KernelDep) -> list[ToolInfo]:
+    return [
+        msgspec.convert({"plugin": t.plugin, **t.to_openai()}, ToolInfo)
+        for t in kernel.tools.values()
+    ]
 
 
 def password_too_long_as_400(exc: PasswordTooLong) -> InvalidParameter:

@@ -29,12 +29,10 @@ class ListFavoritesParams(msgspec.Struct):
 async def _list_favorites_tool(params: ListFavoritesParams, ctx: ToolContext) -> dict[str, Any]:
     if ctx.user_id is None:
         return {"error": "favourites belong to a user, and no user is asking"}
-    entries, total = await asyncio.to_thread(
-        store.listing, ctx.kernel, ctx.user_id, None, params.limit, 0
-    )
+    page = await asyncio.to_thread(store.listing, ctx.kernel, ctx.user_id, None, params.limit, 0)
     return {
-        "favorites": [{"path": e["path"], "library": e["library"]} for e in entries],
-        "total": total,
+        "favorites": [{"path": ref.rel_path, "library": ref.library_id} for ref in page.files],
+        "total": page.total,
     }
 
 

@@ -6,13 +6,13 @@ Every route acts for the caller only; the path goes through ``kernel.libraries.r
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import msgspec
 from litestar import delete, get, post
 from litestar.params import FromQuery, JSONBody
 
 from kernel.deps import CurrentUser, KernelDep
+from kernel.schemas import BAD_REQUEST, FileEntry
 from kernel.types import parse_count
 
 from . import store
@@ -25,54 +25,89 @@ class FavoriteBody(msgspec.Struct):
     library: str | int | None = None
 
 
-@get("/favorites", summary="The caller's favourite files, newest first")
+class FavoriteListing(msgspec.Struct):
+    """A page of the caller's favourites, newest first: each file in the one listing
+    shape (every plugin's fields) plus ``favorited_at`` (Unix seconds)."""
+
+    photos: list[str]
+    files: list[FileEntry]
+    total: int
+    limit: int | None
+    offset: int
+
+
+class FavoriteAdded(msgspec.Struct):
+    path: str
+    library: int
+    favorite: bool  # always true
+    added: bool  # false when it already was one
+
+
+class FavoriteRemoved(msgspec.Struct):
+    path: str
+    library: int
+    favorite: bool  # always false
+    removed: bool  # false when it was not one
+
+
+@get(
+    "/favorites",
+    summary="The caller's favourite files, newest first",
+    responses=BAD_REQUEST,
+)
 async def list_favorites(
     kernel: KernelDep,
     user: CurrentUser,
     library: FromQuery[str | None] = None,
     limit: FromQuery[str | None] = None,
     offset: FromQuery[str | None] = None,
-) -> dict[str, Any]:
+) -> FavoriteListing:
     library_id = kernel.libraries.get(library).id if library else None
     page_size = parse_count("limit", limit, maximum=MAX_LIMIT)
     skip = parse_count("offset", offset) or 0
-    entries, total = await asyncio.to_thread(
-        store.listing, kernel, user.id, library_id, page_size, skip
+    page = await asyncio.to_thread(store.listing, kernel, user.id, library_id, page_size, skip)
+    entries = await kernel.catalog.entries(page.files, user.id)
+    for entry in entries:
+        entry["favorited_at"] = page.favorited_at[entry["id"]]
+    return FavoriteListing(
+        photos=[entry["path"] for entry in entries],
+        files=entries,  # type: ignore[arg-type]  # FileEntry is these dicts' documented shape
+        total=page.total,
+        limit=page_size,
+        offset=skip,
     )
-    return {
-        "photos": [entry["path"] for entry in entries],
-        "files": entries,
-        "total": total,
-        "limit": page_size,
-        "offset": skip,
-    }
 
 
-@post("/favorites", summary="Make a file one of the caller's favourites", status_code=200)
+@post(
+    "/favorites",
+    summary="Make a file one of the caller's favourites",
+    status_code=200,
+    responses=BAD_REQUEST,
+)
 async def add_favorite(
     kernel: KernelDep, user: CurrentUser, data: JSONBody[FavoriteBody]
-) -> dict[str, Any]:
-    def run() -> dict[str, Any]:
+) -> FavoriteAdded:
+    def run() -> FavoriteAdded:
         ref = store.indexed_file(kernel, data.library, data.path)
         added = store.add(kernel, user.id, ref.id)
-        return {"path": ref.rel_path, "library": ref.library_id, "favorite": True, "added": added}
+        return FavoriteAdded(ref.rel_path, ref.library_id, favorite=True, added=added)
 
     return await asyncio.to_thread(run)
 
 
-@delete("/favorites", summary="Stop a file being one of the caller's favourites", status_code=200)
+@delete(
+    "/favorites",
+    summary="Stop a file being one of the caller's favourites",
+    status_code=200,
+    responses=BAD_REQUEST,
+)
 async def remove_favorite(
     kernel: KernelDep, user: CurrentUser, data: JSONBody[FavoriteBody]
-) -> dict[str, Any]:
-    def run() -> dict[str, Any]:
+) -> FavoriteRemoved:
+    def run() -> FavoriteRemoved:
         ref = store.indexed_file(kernel, data.library, data.path, present=False)
         removed = store.remove(kernel, user.id, ref.id)
-        return {
-            "path": ref.rel_path,
-            "library": ref.library_id,
-            "favorite": False,
-            "removed": removed,
-        }
+        return FavoriteRemoved(ref.rel_path, ref.library_id, favorite=False, removed=removed)
 
     return await asyncio.to_thread(run)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -24,6 +25,7 @@ from sqlalchemy import (
 )
 
 from kernel.core import Kernel
+from kernel.index import FILE_COLUMNS
 from kernel.libraries import PathRefused
 from kernel.tables import files, users
 from kernel.types import FileRef, InvalidParameter
@@ -77,10 +79,19 @@ def remove(kernel: Kernel, user_id: int, file_id: int) -> bool:
         return result.rowcount > 0
 
 
+@dataclass(frozen=True)
+class FavoritePage:
+    """A page of one user's favourites, newest first, and how many there are in all."""
+
+    files: list[FileRef]
+    favorited_at: dict[int, float]  # file id -> when it became a favourite (Unix seconds)
+    total: int
+
+
 def listing(
     kernel: Kernel, user_id: int, library_id: int | None, limit: int | None, offset: int
-) -> tuple[list[dict[str, Any]], int]:
-    """The user's favourite present files, newest first, and how many there are in all."""
+) -> FavoritePage:
+    """The user's favourite present files, newest first (the catalog gives them their JSON)."""
     where = [
         favorites.c.user_id == user_id,
         files.c.status == "present",
@@ -90,14 +101,7 @@ def listing(
         where.append(files.c.library_id == library_id)
     joined = favorites.join(files, files.c.id == favorites.c.file_id)
     page = (
-        select(
-            files.c.id,
-            files.c.library_id,
-            files.c.rel_path,
-            files.c.name,
-            files.c.media_type,
-            favorites.c.created_at,
-        )
+        select(*FILE_COLUMNS, favorites.c.created_at.label("favorited_at"))
         .select_from(joined)
         .where(*where)
         .order_by(favorites.c.created_at.desc(), favorites.c.id.desc())
@@ -108,18 +112,9 @@ def listing(
     with kernel.db.read() as conn:
         rows = conn.execute(page).all()
         total = conn.execute(select(func.count()).select_from(joined).where(*where)).scalar_one()
-    entries = [
-        {
-            "id": row.id,
-            "path": row.rel_path,
-            "library": row.library_id,
-            "name": row.name,
-            "media_type": row.media_type,
-            "favorited_at": row.created_at,
-        }
-        for row in rows
-    ]
-    return entries, int(total)
+    return FavoritePage(
+        kernel.index.refs(rows), {row.id: row.favorited_at for row in rows}, int(total)
+    )
 
 
 def flags(

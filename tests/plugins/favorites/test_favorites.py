@@ -8,7 +8,8 @@ import os
 import pytest
 from sqlalchemy import inspect, select
 
-from kernel import migrate
+from kernel import hookimpl, migrate
+from kernel.catalog import ENTRY_FIELDS
 from kernel.tables import users
 from kernel.testing import harness, make_jpeg
 from kernel.types import ToolContext
@@ -63,6 +64,43 @@ def test_add_list_newest_first_and_remove(h):
     assert removed.status_code == 200 and removed.json()["removed"] is True
     assert h.delete("/favorites", json={"path": "trip/e.jpg"}).json()["removed"] is False
     assert my_favorites(h)["photos"] == ["a.jpg", "b.jpg"]
+
+
+class Stars:
+    """Another plugin with a field in every file entry."""
+
+    @hookimpl
+    def file_extras(self, files):
+        return {ref.id: {"stars": len(ref.name)} for ref in files}
+
+
+def test_listing_entries_are_the_catalogs_with_when_they_became_favourites(tmp_path, library):
+    for n, name in enumerate(FILES):
+        make_jpeg(library / name, color=(20, 20, n * 40))
+    with harness(tmp_path, ["favorites"], extra_plugins={"stars": Stars()}) as h:
+        h.scan()
+        for path in ("c.jpg", "trip/e.jpg", "a.jpg"):
+            favorite(h, path)
+        body = my_favorites(h)
+        listed = {
+            f["path"]: f for f in h.get("/photos", params={"recursive": "true"}).json()["files"]
+        }
+        doc = h.client.get("/schema/openapi.json").json()
+    assert body["photos"] == ["a.jpg", "trip/e.jpg", "c.jpg"]  # newest favourite first
+    for entry in body["files"]:
+        # the one file shape of every listing (the kernel's fields, every plugin's) ...
+        assert set(entry) == ENTRY_FIELDS | {"favorite", "stars", "favorited_at"}
+        assert entry["favorite"] is True and entry["stars"] == len(entry["name"])
+        assert {k: v for k, v in entry.items() if k != "favorited_at"} == listed[entry["path"]]
+    # ... and when it became a favourite, newest first
+    times = [entry["favorited_at"] for entry in body["files"]]
+    assert times == sorted(times, reverse=True) and all(isinstance(t, float) for t in times)
+    listing = doc["components"]["schemas"]["FavoriteListing"]["properties"]
+    assert set(listing) == set(body)
+    assert listing["files"]["items"] == {"$ref": "#/components/schemas/FileEntry"}
+    for method, name in (("post", "FavoriteAdded"), ("delete", "FavoriteRemoved")):
+        content = doc["paths"]["/favorites"][method]["responses"]["200"]["content"]
+        assert content["application/json"]["schema"]["$ref"].endswith(f"/{name}")
 
 
 def test_bad_requests(h, library):
