@@ -17,6 +17,7 @@ from PIL import Image
 
 from kernel.mediatypes import RAW_EXTENSIONS, VIDEO_EXTENSIONS, extension_of
 
+from .budget import PixelBudget
 from .imaging import RenderError, describe, encode, open_image, shrink
 
 __all__ = [
@@ -84,13 +85,15 @@ def _opened_photo(src: Path) -> Iterator[tuple[Image.Image, bytes | None]]:
         im.close()
 
 
-def decode_photo(src: Path, max_side: int) -> tuple[Image.Image, bytes | None]:
+def decode_photo(
+    src: Path, max_side: int, budget: PixelBudget | None = None
+) -> tuple[Image.Image, bytes | None]:
     """The photo fitted into max_side and upright, plus its ICC profile (RAW: none)."""
     check_file(src)
     if _is_raw(src):
         return _decode_raw(src, max_side), None
     with _opened_photo(src) as (im, icc):
-        small = shrink(im, max_side)
+        small = shrink(im, max_side, budget=budget)
         return (im.copy() if small is im else small), icc
 
 
@@ -102,14 +105,16 @@ def decode_frame(src: Path, max_side: int) -> Image.Image:
     return grab_frames(src, max_side)[0]
 
 
-def render_image(src: Path, max_side: int, fmt: str = "jpeg") -> bytes:
+def render_image(
+    src: Path, max_side: int, fmt: str = "jpeg", budget: PixelBudget | None = None
+) -> bytes:
     """Thumbnail of a photo (RAW included) that fits max_side, EXIF orientation applied."""
     src = Path(src)
     check_file(src)
     if _is_raw(src):
         return encode(_decode_raw(src, max_side), fmt)
     with _opened_photo(src) as (im, icc):
-        return encode(shrink(im, max_side), fmt, icc)
+        return encode(shrink(im, max_side, budget=budget), fmt, icc)
 
 
 def render_video_frame(src: Path, max_side: int, fmt: str = "jpeg") -> bytes:
@@ -128,10 +133,12 @@ def render_video_gif(src: Path, max_side: int = 200, frames: int = 10, fps: floa
     return _render(Path(src), max_side, frames, fps)
 
 
-def render(src: Path, media_type: str, max_side: int, fmt: str) -> bytes:
+def render(
+    src: Path, media_type: str, max_side: int, fmt: str, budget: PixelBudget | None = None
+) -> bytes:
     """One still of any file: dispatch on media type ("photo" or "video"), falling back
     to the extension."""
     src = Path(src)
     if media_kind(src, media_type) == "video":
         return render_video_frame(src, max_side, fmt)
-    return render_image(src, max_side, fmt)
+    return render_image(src, max_side, fmt, budget)

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import functools
 import io
+from contextlib import nullcontext
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from .budget import PixelBudget
 
 __all__ = [
     "RenderError",
@@ -135,14 +138,20 @@ def check_pixels(size: tuple[int, int]) -> None:
         raise RenderError(f"image has no pixels ({size[0]}x{size[1]})")
 
 
-def shrink(im: Image.Image, max_side: int, default_orientation: int | None = None) -> Image.Image:
+def shrink(
+    im: Image.Image,
+    max_side: int,
+    default_orientation: int | None = None,
+    budget: PixelBudget | None = None,
+) -> Image.Image:
     """Load ``im`` cheaply, fit it into max_side and turn it upright; returns RGB or RGBA.
 
     JPEGs are drafted first: libjpeg scales by 1/2, 1/4 or 1/8 in the DCT domain, so a
     24 MP photo is never decoded at full size. HEIF's draft picks an embedded thumbnail
     that is at least the target size. The EXIF orientation is read after loading
     (PNG may keep it after the pixels; Pillow's TIFF loader applies it itself and
-    drops the tag); ``default_orientation`` applies when the image carries none.
+    drops the tag); ``default_orientation`` applies when the image carries none. The
+    decode holds its (drafted) pixel count from ``budget`` until the picture is small.
     """
     check_pixels(im.size)
     target = fit_size(im.size, max_side)
@@ -150,13 +159,15 @@ def shrink(im: Image.Image, max_side: int, default_orientation: int | None = Non
         im.draft("RGB", target)
     elif im.format == "HEIF":
         im.draft(None, target)
-    im.load()
-    orientation = exif_orientation(im) or default_orientation
-    target = fit_size(im.size, max_side)
-    im = to_display_mode(im)
-    if im.size != target:
-        im = im.resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
-    return apply_orientation(im, orientation)
+    held = budget.hold(im.size[0] * im.size[1]) if budget is not None else nullcontext()
+    with held:
+        im.load()
+        orientation = exif_orientation(im) or default_orientation
+        target = fit_size(im.size, max_side)
+        im = to_display_mode(im)
+        if im.size != target:
+            im = im.resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+        return apply_orientation(im, orientation)
 
 
 def encode(im: Image.Image, fmt: str, icc_profile: bytes | None = None) -> bytes:

@@ -13,20 +13,23 @@ from pathlib import Path
 
 from PIL import Image
 
+from .budget import PixelBudget
 from .dispatch import decode_frame, decode_photo, media_kind, render, render_video_gif
 from .imaging import RenderError, encode, fit_size
 from .layout import Variant
 
 
-def _stills(src: Path, kind: str, stills: Sequence[Variant]) -> dict[Variant, bytes]:
+def _stills(
+    src: Path, kind: str, stills: Sequence[Variant], budget: PixelBudget | None
+) -> dict[Variant, bytes]:
     if len(stills) == 1:
         v = stills[0]
-        return {v: render(src, kind, v.max_side, v.fmt)}
+        return {v: render(src, kind, v.max_side, v.fmt, budget)}
     largest = max(v.max_side for v in stills)
     if kind == "video":
         base, icc = decode_frame(src, largest), None
     else:
-        base, icc = decode_photo(src, largest)
+        base, icc = decode_photo(src, largest, budget)
     out: dict[Variant, bytes] = {}
     for v in sorted(stills, key=lambda v: -v.max_side):
         target = fit_size(base.size, v.max_side)
@@ -42,6 +45,7 @@ def produce(
     *,
     gif_frames: int = 10,
     gif_fps: float = 2.0,
+    budget: PixelBudget | None = None,
 ) -> tuple[dict[Variant, bytes], str | None]:
     """Encoded bytes of each rendition, and the reason for the first one that failed.
 
@@ -55,7 +59,7 @@ def produce(
     error: str | None = None
     if stills:
         try:
-            made.update(_stills(src, kind, stills))
+            made.update(_stills(src, kind, stills, budget))
         except RenderError as exc:
             error = str(exc)
     for v in (v for v in variants if v.is_gif):

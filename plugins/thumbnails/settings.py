@@ -30,3 +30,7 @@ class ThumbnailSettings(msgspec.Struct, forbid_unknown_fields=True):
     #: bombs. Pillow's own default is 89.5 (it errors at twice that); 100 MP medium-format
     #: cameras and panoramas need more. Process-wide (Pillow's MAX_IMAGE_PIXELS).
     max_megapixels: Annotated[float, msgspec.Meta(gt=0, le=2000)] = 179.0
+    #: the pixels all render threads may hold decoded at once, in megapixels (about 3.3
+    #: bytes each while decoding): bigger pictures wait for each other instead of taking
+    #: workers x 550 MiB. A picture above the budget still renders, alone.
+    render_budget_megapixels: Annotated[float, msgspec.Meta(gt=0, le=100_000)] = 256.0

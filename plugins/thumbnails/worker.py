@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from kernel.types import FileRef
 
 from . import layout, store
+from .budget import PixelBudget
 from .produce import produce
 from .settings import ThumbnailSettings
 from .writer import StateWriter
@@ -138,6 +139,7 @@ class Thumbnailer:
         self.storage = storage
         self.workers = self.settings.workers or os.cpu_count() or 2
         self.pool = PriorityPool(self.workers, "imageapi-thumbnails")
+        self.budget = PixelBudget(int(settings.render_budget_megapixels * 1_000_000))
         self._lock = threading.Lock()
         self._jobs: dict[int, Job] = {}
         self._slots: asyncio.Semaphore | None = None
@@ -227,6 +229,7 @@ class Thumbnailer:
                 sorted(wanted, key=lambda v: v.token),
                 gif_frames=self.settings.gif_frames,
                 gif_fps=self.settings.gif_fps,
+                budget=self.budget,
             )
         except Exception as exc:  # a decoder bug must not stop the batch: record it
             log.exception("thumbnails: unexpected error rendering %s", ref.abs_path)
