@@ -12,7 +12,7 @@ from kernel.cli import cli
 from kernel.testing import harness
 from kernel.types import ToolContext
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, pytest.mark.requires_plugins("hello")]
 
 
 def test_entry_point_plugin_is_discovered_and_answers(tmp_path):
