@@ -54,6 +54,9 @@ class Watcher:
         self.stop_event = asyncio.Event()
 
     def _locate(self, path: str) -> tuple[Library, str] | None:
+        for folder in map(str, self.kernel.storage_folders):  # derived files: never indexed
+            if path == folder or path.startswith(folder + os.sep):
+                return None
         for library in self.kernel.libraries:
             root = str(library.root)
             if path.startswith(root + os.sep):

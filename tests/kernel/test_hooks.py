@@ -16,17 +16,14 @@ from pathlib import Path
 from typing import Annotated
 
 import blake3
-import click
 import msgspec
 import pytest
-from click.testing import CliRunner
 from litestar import Router, get
 from litestar.di import Provide
 from litestar.params import Dependency
 from sqlalchemy import literal, select
 
 from kernel import Plugin, RenderResult, Tool, hookimpl, hookspecs
-from kernel.config import ConfigError
 from kernel.deps import CurrentUser
 from kernel.hooks import Declarations, Hooks
 from kernel.markers import contract_of
@@ -333,127 +330,6 @@ def test_hook_date_taken_table(tmp_path, library):
         assert row.utc_offset_minutes == 60
     with harness(tmp_path / "none", extra_plugins={"u": Undecided()}) as h:
         assert h.kernel.hooks.date_taken_table() is None
-
-
-class Settings(msgspec.Struct, forbid_unknown_fields=True):
-    colour: str = "red"
-    size: int = 3
-
-
-class Configured(Plugin[Settings]):
-    @staticmethod
-    @hookimpl
-    def plugin_settings():
-        return Settings
-
-
-def test_hook_plugin_settings(tmp_path):
-    toml = '[plugins.conf]\ncolour = "blue"\n'
-    with harness(tmp_path, extra_plugins={"conf": Configured}, plugins_toml=toml) as h:
-        assert h.kernel.plugin("conf").settings == Settings(colour="blue", size=3)
-        assert h.kernel.settings_for("conf") == Settings(colour="blue", size=3)
-    with harness(tmp_path / "1", extra_plugins={"conf": Configured}) as h:
-        assert h.kernel.plugin("conf").settings == Settings()  # no section: the defaults
-    with pytest.raises(ConfigError, match=r"plugin 'conf': unknown setting 'shade'"):
-        bad = '[plugins.conf]\nshade = "blue"\n'
-        with harness(tmp_path / "2", extra_plugins={"conf": Configured}, plugins_toml=bad):
-            pass
-    with pytest.raises(ConfigError, match=r"plugin 'conf'.*size"):
-        bad = '[plugins.conf]\nsize = "big"\n'
-        with harness(tmp_path / "3", extra_plugins={"conf": Configured}, plugins_toml=bad):
-            pass
-    with pytest.raises(ConfigError, match=r"plugin 'plain' takes no settings"):
-        bad = "[plugins.plain]\ncolour = 1\n"
-        with harness(tmp_path / "4", extra_plugins={"plain": Recorder()}, plugins_toml=bad):
-            pass
-
-
-CONVENTION_PLUGIN = """
-from kernel import Plugin
-
-
-class Plugin(Plugin[None]):
-    \"\"\"No migrations hook: the migrations/ folder beside this module is found.\"\"\"
-"""
-
-CONVENTION_REVISION = """
-import sqlalchemy as sa
-from alembic import op
-
-revision = "conv_0001"
-down_revision = None
-branch_labels = ("conv",)
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_table("conv_notes", sa.Column("id", sa.Integer, primary_key=True))
-
-
-def downgrade() -> None:
-    op.drop_table("conv_notes")
-"""
-
-
-def test_hook_migrations(tmp_path, monkeypatch):
-    from kernel import migrate
-
-    class Migrating(Plugin[None]):
-        @staticmethod
-        @hookimpl
-        def migrations():
-            return FIXTURE_MIGRATIONS
-
-    with harness(tmp_path, extra_plugins={"mig": Migrating}) as h:
-        branch = next(b for b in h.kernel.migration_branches() if b.name == "mig")
-        assert migrate.current(h.kernel.db, branch) == "mig_0001"
-        with h.kernel.db.write() as conn:
-            conn.exec_driver_sql("INSERT INTO mig_notes (note) VALUES ('kept')")
-        migrate.downgrade(h.kernel.db, branch)
-        assert migrate.current(h.kernel.db, branch) is None
-        migrate.upgrade(h.kernel.db, branch)
-        assert migrate.current(h.kernel.db, branch) == "mig_0001"
-
-    # By convention: a package whose plugin class has a migrations/ folder beside it.
-    package = tmp_path / "packages" / "conv_plugin"
-    (package / "migrations").mkdir(parents=True)
-    (package / "__init__.py").write_text(CONVENTION_PLUGIN)
-    (package / "migrations" / "conv_0001_notes.py").write_text(CONVENTION_REVISION)
-    monkeypatch.syspath_prepend(str(package.parent))
-    import conv_plugin
-
-    with harness(tmp_path / "conv", extra_plugins={"conv": conv_plugin}) as h:
-        assert isinstance(h.kernel.plugin("conv"), conv_plugin.Plugin)
-        branch = next(b for b in h.kernel.migration_branches() if b.name == "conv")
-        assert branch.versions == package / "migrations"
-        assert migrate.current(h.kernel.db, branch) == "conv_0001"
-        names = [b.name for b in h.kernel.migration_branches()]
-        assert names == ["kernel", "conv"]  # no folder, no branch: the test plugins here
-
-
-def test_hook_cli_commands(tmp_path):
-    from kernel.cli import cli
-    from kernel.config import load_config
-    from kernel.manager import build_plugin_manager
-
-    class Commands(Plugin[None]):
-        @staticmethod
-        @hookimpl
-        def cli_commands(cli):
-            @cli.command("wave")
-            def wave() -> None:
-                click.echo("waving")
-
-    config = load_config(
-        {"IMAGEAPI_DATA_DIR": str(tmp_path)}, env_file=None, config_file=tmp_path / "none.toml"
-    )
-    registry = build_plugin_manager(config, only=[], extra_plugins={"cmd": Commands})
-    registry.declarations.cli_commands(cli)
-    try:
-        result = CliRunner().invoke(cli, ["wave"])
-        assert result.output == "waving\n"
-    finally:
-        cli.commands.pop("wave", None)
 
 
 # --- meta-tests ------------------------------------------------------------------------------
