@@ -4,6 +4,7 @@ command line that lists plugins and manages migrations."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -129,3 +130,15 @@ def test_bad_plugins_toml_stops_the_cli_with_a_clear_message(cli_env):
     result = CliRunner().invoke(cli, ["plugins", "list"])
     assert result.exit_code != 0
     assert "plugin 'hello': unknown setting 'shout'" in result.output
+
+
+def test_the_walkthroughs_test_passes(tmp_path):
+    """contrib/hello/README.md teaches a test; it must pass as written."""
+    readme = (Path(__file__).resolve().parents[2] / "contrib/hello/README.md").read_text()
+    section = readme.split("## 8. A test", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "contrib/hello/README.md", "exec"), namespace)
+    tests = [value for name, value in namespace.items() if name.startswith("test_")]
+    assert len(tests) == 1
+    tests[0](tmp_path)
