@@ -1,8 +1,8 @@
 """Every hook, exercised through a real app with in-process test plugins.
 
-The ingest, lifecycle, route, tool, decision and declaration hooks are here; the search
-hooks (params, filters, sorts, file extras) are in ``test_hooks_search.py``; start-up
-checks, plugin classes and storage folders in ``test_hooks_contract.py``. The meta-tests
+The ingest, lifecycle, route, tool and decision hooks are here; the search hooks (params,
+filters, sorts, file extras) are in ``test_hooks_search.py``; start-up checks, plugin
+classes, declarations and storage folders in ``test_hooks_contract.py``. The meta-tests
 at the bottom fail when a hookspec has no kind, no facade method, no docstring saying
 when it is called, or no test named ``test_hook_<name>`` anywhere in the suite.
 """
@@ -33,7 +33,6 @@ from kernel.types import InvalidParameter, ToolContext
 
 pytestmark = pytest.mark.db
 TESTS = Path(__file__).resolve().parents[1]
-FIXTURE_MIGRATIONS = Path(__file__).parent / "migrations_fixture"
 
 
 class Recorder:
