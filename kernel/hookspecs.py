@@ -70,9 +70,10 @@ def migrations() -> Path | None:
     """Return the folder holding this plugin's Alembic revisions (its own branch).
 
     Needed only to override the convention: a ``migrations/`` folder beside the plugin's
-    module is found without it. The kernel upgrades each enabled plugin's branch to its
-    head after its own, in its own version table (``alembic_version_NAME``), so a disabled
-    plugin's tables and history are left alone. Synchronous only.
+    module is found without it. Read at start-up (and by ``imageapi db``): the kernel
+    upgrades each enabled plugin's branch to its head after its own, in its own version
+    table (``alembic_version_NAME``), so a disabled plugin's tables and history are left
+    alone. Synchronous only.
     """
 
 

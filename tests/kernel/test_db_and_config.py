@@ -146,13 +146,25 @@ def test_bad_environment_is_a_clear_error(tmp_path, env, message):
         )
 
 
-def test_plugins_toml_errors_name_the_plugin_and_key(tmp_path, library):
+def test_plugins_toml_errors_name_the_section_and_key(tmp_path, library):
     cases = [
         ("[plugins.nosuch]\nenabled = true\n", "nosuch"),
-        ('[plugins.hello]\ncolour = "red"\n', "plugin 'hello': unknown setting 'colour'"),
-        ('[plugins.hello]\nenabled = "yes"\n', "'enabled' must be true or false"),
         ("[kernel]\nupload_max_bytes = 'big'\n", r"\[kernel\]"),
         ("[surprise]\n", "unknown section"),
+    ]
+    for n, (toml, message) in enumerate(cases):
+        with (
+            pytest.raises(ConfigError, match=message),
+            harness(tmp_path / str(n), plugins_toml=toml, library=library),
+        ):
+            pass
+
+
+@pytest.mark.requires_plugins("hello")
+def test_plugins_toml_errors_name_the_plugin_and_key(tmp_path, library):
+    cases = [
+        ('[plugins.hello]\ncolour = "red"\n', "plugin 'hello': unknown setting 'colour'"),
+        ('[plugins.hello]\nenabled = "yes"\n', "'enabled' must be true or false"),
     ]
     for n, (toml, message) in enumerate(cases):
         with (

@@ -1,7 +1,10 @@
-"""Every hook, exercised through a real app with an in-process test plugin.
+"""Every hook, exercised through a real app with in-process test plugins.
 
-The meta-tests at the bottom fail when a hookspec has no docstring, or no test named
-``test_hook_<name>`` anywhere in the suite.
+The ingest, lifecycle, route, tool and decision hooks are here; the search hooks (params,
+filters, sorts, file extras) are in ``test_hooks_search.py``; start-up checks, plugin
+classes, declarations and storage folders in ``test_hooks_contract.py``. The meta-tests
+at the bottom fail when a hookspec has no kind, no facade method, no docstring saying
+when it is called, or no test named ``test_hook_<name>`` anywhere in the suite.
 """
 
 from __future__ import annotations
@@ -10,16 +13,20 @@ import asyncio
 import inspect
 import re
 from pathlib import Path
+from typing import Annotated
 
-import click
+import blake3
 import msgspec
 import pytest
-from click.testing import CliRunner
-from litestar import get
-from sqlalchemy import and_, exists, literal, select
+from litestar import Router, get
+from litestar.di import Provide
+from litestar.params import Dependency
+from sqlalchemy import literal, select
 
-from kernel import RenderResult, SearchFilter, SearchSort, Tool, hookimpl, hookspecs
+from kernel import Plugin, RenderResult, Tool, hookimpl, hookspecs
 from kernel.deps import CurrentUser
+from kernel.hooks import Declarations, Hooks
+from kernel.markers import contract_of
 from kernel.tables import files
 from kernel.testing import harness, make_jpeg
 from kernel.types import InvalidParameter, ToolContext
@@ -32,35 +39,40 @@ class Recorder:
     """A plugin that records what the kernel tells it (async and sync hooks mixed)."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
+        self.events: list[tuple[str, str, str | None]] = []
+        self.kernels: list[object] = []
 
     @hookimpl
     async def on_file_discovered(self, file):
-        self.events.append(("discovered", file.rel_path))
+        self.events.append(("discovered", file.rel_path, file.content_hash))
 
     @hookimpl
-    def on_hashed(self, file, content_hash):
-        assert file.content_hash == content_hash
-        self.events.append(("hashed", file.rel_path))
+    def on_hashed(self, file, kernel):
+        self.kernels.append(kernel)
+        self.events.append(("hashed", file.rel_path, file.content_hash))
 
     @hookimpl
     async def on_file_changed(self, file):
-        self.events.append(("changed", file.rel_path))
+        self.events.append(("changed", file.rel_path, file.content_hash))
 
     @hookimpl
     def on_file_removed(self, file):
-        self.events.append(("removed", file.rel_path))
+        self.events.append(("removed", file.rel_path, file.content_hash))
 
     @hookimpl
     async def on_startup(self, kernel):
-        self.events.append(("startup", ""))
+        self.kernels.append(kernel)
+        self.events.append(("startup", "", None))
 
     @hookimpl
     def on_shutdown(self):
-        self.events.append(("shutdown", ""))
+        self.events.append(("shutdown", "", None))
 
     def of(self, kind: str) -> list[str]:
-        return sorted(path for k, path in self.events if k == kind)
+        return sorted(path for k, path, _ in self.events if k == kind)
+
+    def hashes(self, kind: str) -> list[str | None]:
+        return [content_hash for k, _, content_hash in self.events if k == kind]
 
 
 def test_hook_on_file_discovered(tmp_path, library):
@@ -70,18 +82,21 @@ def test_hook_on_file_discovered(tmp_path, library):
     with harness(tmp_path, extra_plugins={"rec": rec}) as h:
         h.scan()
         assert rec.of("discovered") == ["a.jpg", "sub/b.jpg"]
+        assert rec.hashes("discovered") == [None, None]  # announced before hashing
         h.scan()  # nothing new: nothing announced twice
         assert rec.of("discovered") == ["a.jpg", "sub/b.jpg"]
 
 
 def test_hook_on_hashed(tmp_path, library):
-    make_jpeg(library / "a.jpg")
+    photo = make_jpeg(library / "a.jpg")
     (library / "fake.jpg").write_text("not a jpeg at all")
     rec = Recorder()
     with harness(tmp_path, extra_plugins={"rec": rec}) as h:
         report = h.scan()
         assert rec.of("hashed") == ["a.jpg"]  # the fake never reaches plugins
         assert report.failed == 1
+        assert rec.hashes("hashed") == [blake3.blake3(photo.read_bytes()).hexdigest()]
+        assert rec.kernels[-1] is h.kernel
 
 
 def test_hook_on_file_changed(tmp_path, library):
@@ -92,7 +107,10 @@ def test_hook_on_file_changed(tmp_path, library):
         make_jpeg(path, size=(80, 60))
         h.scan()
         assert rec.of("changed") == ["a.jpg"]
+        assert rec.hashes("changed") == [None]  # cleared, to be recomputed
         assert rec.of("hashed") == ["a.jpg", "a.jpg"]
+        first, second = rec.hashes("hashed")
+        assert second == blake3.blake3(path.read_bytes()).hexdigest() != first
 
 
 def test_hook_on_file_removed(tmp_path, library):
@@ -108,9 +126,9 @@ def test_hook_on_file_removed(tmp_path, library):
 
 def test_hook_on_startup(tmp_path):
     rec = Recorder()
-    with harness(tmp_path, extra_plugins={"rec": rec}):
-        assert rec.of("startup") == [""]
-    assert rec.of("shutdown") == [""]
+    with harness(tmp_path, extra_plugins={"rec": rec}) as h:
+        assert rec.of("startup") == [""] and rec.kernels == [h.kernel]
+        assert rec.of("shutdown") == []
 
 
 def test_hook_on_shutdown(tmp_path):
@@ -131,8 +149,12 @@ def test_notification_failure_is_isolated(tmp_path, library, caplog):
     rec = Recorder()
     with harness(tmp_path, extra_plugins={"broken": Broken(), "rec": rec}) as h:
         h.scan()
-    assert rec.of("hashed") == ["a.jpg"]
-    assert "plugin broken failed in on_hashed" in caplog.text
+        assert rec.of("hashed") == ["a.jpg"]
+        assert "plugin broken failed in on_hashed" in caplog.text
+        ref = h.kernel.index.get(1, "a.jpg")
+        (failure,) = h.run(h.kernel.hooks.on_hashed, ref)  # the facade reports, never raises
+        assert (failure.plugin, failure.hook) == ("broken", "on_hashed")
+        assert "boom" in failure.error and rec.of("hashed") == ["a.jpg", "a.jpg"]
 
 
 def test_notification_timeout_is_isolated(tmp_path, library, caplog):
@@ -163,33 +185,61 @@ def test_hook_drain_backlog(tmp_path, library):
         async def drain_backlog(self, kernel, limit):
             with kernel.db.read() as conn:
                 ids = conn.execute(select(files.c.id).order_by(files.c.id)).scalars().all()
-            todo = [i for i in ids if i not in self.done][:2]
+            todo = [i for i in ids if i not in self.done][:limit]
             self.done.update(todo)
             return len(todo)
 
-    catcher = Catcher()
+    class Failing:
+        @hookimpl
+        def drain_backlog(self):
+            raise RuntimeError("backlog broken")
+
+    plugins = {"catch": Catcher(), "failing": Failing()}
     toml = "[kernel]\nbacklog_per_tick = 2\n"
-    with harness(tmp_path, extra_plugins={"catch": catcher}, plugins_toml=toml) as h:
+    with harness(tmp_path, extra_plugins=plugins, plugins_toml=toml) as h:
         h.scan()
-        assert len(catcher.done) == 2
-        assert h.run(h.kernel.scanner.drain_backlogs) == {"catch": 2}
+        assert len(plugins["catch"].done) == 2
+        assert h.run(h.kernel.scanner.drain_backlogs) == {"catch": 2, "failing": 0}
         h.scan()
-        assert len(catcher.done) == 5
+        assert len(plugins["catch"].done) == 5
+
+
+class Echo(msgspec.Struct):
+    user: str
+    times: int
+
+
+@get("/echo")
+async def echo(
+    user: CurrentUser, plugin: Annotated[Greeter, Dependency(skip_validation=True)]
+) -> Echo:
+    plugin.times += 1
+    return Echo(user.username, plugin.times)
+
+
+class Greeter(Plugin[None]):
+    """A plugin class whose route reaches its own instance through a dependency."""
+
+    def __init__(self, kernel, settings):
+        super().__init__(kernel, settings)
+        self.times = 0
+
+    @hookimpl
+    def routes(self):
+        provide = Provide(lambda: self, sync_to_thread=False)
+        return [Router("/", route_handlers=[echo], dependencies={"plugin": provide})]
 
 
 def test_hook_routes(tmp_path):
-    @get("/echo")
-    async def echo(user: CurrentUser) -> dict:
-        return {"user": user.username}
-
-    class Routes:
-        @hookimpl
-        def routes(self):
-            return [echo]
-
-    with harness(tmp_path, extra_plugins={"routes": Routes()}) as h:
-        assert h.get("/echo").json() == {"user": "tester"}
+    with harness(tmp_path, extra_plugins={"greeter": Greeter}) as h:
+        assert h.get("/echo").json() == {"user": "tester", "times": 1}
+        assert h.get("/echo").json() == {"user": "tester", "times": 2}
+        assert h.kernel.plugin("greeter").times == 2
         assert h.client.get("/echo").status_code == 401
+        operation = h.get("/schema/openapi.json").json()["paths"]["/echo"]["get"]
+        assert [p["name"] for p in operation.get("parameters", [])] == []
+        schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert "$ref" in schema or schema.get("properties")  # typed, not {"type": "object"}
 
 
 class AddParams(msgspec.Struct):
@@ -216,65 +266,9 @@ def test_hook_tools(tmp_path):
         with pytest.raises(msgspec.ValidationError):
             asyncio.run(tool.invoke({"a": "x"}, ctx))
         listed = h.get("/tools").json()
-        assert listed == [{"plugin": "tools", **tool.to_openai()}]
-
-
-class NameFilter:
-    """A filter plugin: ``name_contains=`` and a sort by size."""
-
-    @hookimpl
-    def search_filters(self, query):
-        value = query.get("name_contains")
-        if query.params.get("name_contains") == "":
-            raise InvalidParameter("name_contains", "may not be empty")
-        if value is None:
-            return None
-        return SearchFilter(frozenset({"name_contains"}), [files.c.name.contains(value)])
-
-    @hookimpl
-    def search_sorts(self):
-        return [
-            SearchSort(
-                "SizeDesc", lambda stmt, q, p: stmt.order_by(files.c.size.desc(), files.c.id)
-            )
-        ]
-
-    @hookimpl
-    def file_extras(self, files, user_id):
-        return {f.id: {"shout": f.name.upper(), "asked_by": user_id} for f in files}
-
-
-def test_hook_search_filters(tmp_path, library):
-    make_jpeg(library / "cat.jpg")
-    make_jpeg(library / "dog.jpg")
-    with harness(tmp_path, extra_plugins={"nf": NameFilter()}) as h:
-        h.scan()
-        assert h.get("/photos", params={"name_contains": "do"}).json()["photos"] == ["dog.jpg"]
-        bad = h.get("/photos", params={"name_contains": ""})
-        assert bad.status_code == 400 and bad.json()["parameter"] == "name_contains"
-        unknown = h.get("/photos", params={"colour": "red"})
-        assert unknown.status_code == 400 and unknown.json()["parameter"] == "colour"
-
-
-def test_hook_search_sorts(tmp_path, library):
-    make_jpeg(library / "small.jpg", size=(10, 10))
-    make_jpeg(library / "big.jpg", size=(400, 300))
-    with harness(tmp_path, extra_plugins={"nf": NameFilter()}) as h:
-        h.scan()
-        assert h.get("/photos", params={"sort": "SizeDesc"}).json()["photos"] == [
-            "big.jpg",
-            "small.jpg",
-        ]
-        bad = h.get("/photos", params={"sort": "Colourful"})
-        assert bad.status_code == 400 and "SizeDesc" in bad.json()["detail"]
-
-
-def test_hook_file_extras(tmp_path, library):
-    make_jpeg(library / "cat.jpg")
-    with harness(tmp_path, extra_plugins={"nf": NameFilter()}) as h:
-        h.scan()
-        (entry,) = h.get("/photos").json()["files"]
-        assert entry["shout"] == "CAT.JPG" and entry["asked_by"] == 1
+        assert [t["function"]["name"] for t in listed] == ["search_photos", "add"]
+        assert listed[0]["plugin"] == "kernel"
+        assert listed[1] == {"plugin": "tools", **tool.to_openai()}
 
 
 class Renderer:
@@ -284,6 +278,8 @@ class Renderer:
 
     @hookimpl
     async def render(self, file, size, format):
+        if size == "bad":
+            raise InvalidParameter("size", "this renderer refuses it")
         if size != self.answer_size:
             return None
         out = self.tmp / f"{self.answer_size}.txt"
@@ -301,99 +297,38 @@ def test_hook_render(tmp_path, library):
         assert thumb.headers["cache-control"] == "private, max-age=60"
         assert h.get("/image", params={"path": "a.jpg", "size": "big"}).status_code == 200
         missing = h.get("/image", params={"path": "a.jpg", "size": "huge"})
-        assert missing.status_code == 404 and "no plugin renders" in missing.json()["detail"]
+        assert missing.status_code == 404 and "no enabled plugin renders" in missing.text
+        bad = h.get("/image", params={"path": "a.jpg", "size": "bad"})
+        assert bad.status_code == 400 and bad.json()["parameter"] == "size"
 
 
 def test_hook_date_taken_table(tmp_path, library):
     make_jpeg(library / "a.jpg")
 
-    class Dates:
+    class Undecided:
         @hookimpl
         def date_taken_table(self):
+            return None
+
+    class Dates:
+        @hookimpl
+        def date_taken_table(self, kernel):
             return select(
                 files.c.id.label("file_id"),
                 literal("2001-02-03 04:05:06").label("taken_at"),
                 literal(60).label("utc_offset_minutes"),
             ).subquery()
 
-    with harness(tmp_path, extra_plugins={"dates": Dates()}) as h:
+    plugins = {"a_undecided": Undecided(), "dates": Dates(), "z_undecided": Undecided()}
+    with harness(tmp_path, extra_plugins=plugins) as h:
         h.scan()
-        table = h.run(h.kernel.dispatch.first, "date_taken_table")
+        assert h.kernel.hooks.implemented(h.kernel.hooks.date_taken_table)
+        table = h.kernel.hooks.date_taken_table()
         with h.kernel.db.read() as conn:
             row = conn.execute(select(table)).one()
         assert row.utc_offset_minutes == 60
-
-
-class Settings(msgspec.Struct, forbid_unknown_fields=True):
-    colour: str = "red"
-    size: int = 3
-
-
-def test_hook_plugin_settings(tmp_path):
-    class Configured:
-        @hookimpl
-        def plugin_settings(self):
-            return Settings
-
-    toml = '[plugins.conf]\ncolour = "blue"\n'
-    with harness(tmp_path, extra_plugins={"conf": Configured()}, plugins_toml=toml) as h:
-        assert h.kernel.settings_for("conf") == Settings(colour="blue", size=3)
-    from kernel.config import ConfigError
-
-    with pytest.raises(ConfigError, match=r"plugin 'conf': unknown setting 'shade'"):
-        bad = '[plugins.conf]\nshade = "blue"\n'
-        with harness(tmp_path / "2", extra_plugins={"conf": Configured()}, plugins_toml=bad):
-            pass
-    with pytest.raises(ConfigError, match=r"plugin 'conf'.*size"):
-        bad = '[plugins.conf]\nsize = "big"\n'
-        with harness(tmp_path / "3", extra_plugins={"conf": Configured()}, plugins_toml=bad):
-            pass
-
-
-def test_hook_migrations(tmp_path):
-    from kernel import migrate
-
-    folder = Path(__file__).parent / "migrations_fixture"
-
-    class Migrating:
-        @hookimpl
-        def migrations(self):
-            return folder
-
-    with harness(tmp_path, extra_plugins={"mig": Migrating()}) as h:
-        branch = next(b for b in h.kernel.migration_branches() if b.name == "mig")
-        assert migrate.current(h.kernel.db, branch) == "mig_0001"
-        with h.kernel.db.write() as conn:
-            conn.exec_driver_sql("INSERT INTO mig_notes (note) VALUES ('kept')")
-        migrate.downgrade(h.kernel.db, branch)
-        assert migrate.current(h.kernel.db, branch) is None
-        migrate.upgrade(h.kernel.db, branch)
-        assert migrate.current(h.kernel.db, branch) == "mig_0001"
-
-
-def test_hook_cli_commands(tmp_path):
-    from kernel.cli import cli
-
-    class Commands:
-        @hookimpl
-        def cli_commands(self, cli):
-            @cli.command("wave")
-            def wave() -> None:
-                click.echo("waving")
-
-    from kernel.config import load_config
-    from kernel.manager import build_plugin_manager
-
-    config = load_config(
-        {"IMAGEAPI_DATA_DIR": str(tmp_path)}, env_file=None, config_file=tmp_path / "none.toml"
-    )
-    registry = build_plugin_manager(config, only=[], extra_plugins={"cmd": Commands()})
-    registry.pm.hook.cli_commands(cli=cli)
-    try:
-        result = CliRunner().invoke(cli, ["wave"])
-        assert result.output == "waving\n"
-    finally:
-        cli.commands.pop("wave", None)
+    with harness(tmp_path / "none", extra_plugins={"u": Undecided()}) as h:
+        assert h.kernel.hooks.date_taken_table() is None
 
 
 # --- meta-tests ------------------------------------------------------------------------------
@@ -411,7 +346,7 @@ def _hookspec_names() -> list[str]:
 def test_every_hookspec_is_documented(name):
     doc = inspect.getdoc(getattr(hookspecs, name)) or ""
     assert len(doc) > 80, f"hookspec {name} needs a docstring saying when it is called"
-    assert re.search(r"[Cc]alled", doc), f"hookspec {name}: say when it is called"
+    assert re.search(r"\b([Cc]alled|[Rr]ead)\b", doc), f"hookspec {name}: say when it is called"
 
 
 @pytest.mark.parametrize("name", _hookspec_names())
@@ -421,22 +356,37 @@ def test_every_hookspec_has_a_test(name):
     assert found, f"no test named test_hook_{name} for hookspec {name}"
 
 
-def test_exists_filter_example(tmp_path, library):
-    """search_filters can use EXISTS subqueries correlated to files (how plugins filter)."""
-    make_jpeg(library / "a.jpg")
-    make_jpeg(library / "b.jpg")
+@pytest.mark.parametrize("name", _hookspec_names())
+def test_every_hookspec_has_a_kind(name):
+    contract = contract_of(getattr(hookspecs, name))
+    assert contract is not None, f"hookspec {name}: declare its kind (kernel.markers)"
+    assert contract.kind in ("declaration", "notification", "contribution", "decision")
+    if contract.kind == "declaration":
+        assert (
+            contract.sync and "kernel" not in inspect.signature(getattr(hookspecs, name)).parameters
+        )
 
-    class OnlyA:
-        @hookimpl
-        def search_filters(self, query):
-            if query.get("only_a") is None:
-                return None
-            inner = files.alias("inner")
-            clause = exists(
-                select(inner.c.id).where(and_(inner.c.id == files.c.id, inner.c.name == "a.jpg"))
-            )
-            return SearchFilter(frozenset({"only_a"}), [clause])
 
-    with harness(tmp_path, extra_plugins={"a": OnlyA()}) as h:
-        h.scan()
-        assert h.get("/photos", params={"only_a": "1"}).json()["photos"] == ["a.jpg"]
+@pytest.mark.parametrize("name", _hookspec_names())
+def test_every_hookspec_has_a_facade_method(name):
+    """Declarations on ``Declarations``, the rest on ``Hooks`` with the spec's arguments but
+    ``kernel`` (the facade passes it), async exactly when the spec allows async plugins."""
+    spec = getattr(hookspecs, name)
+    contract = contract_of(spec)
+    facade = Declarations if contract.kind == "declaration" else Hooks
+    method = getattr(facade, name, None)
+    assert callable(method), f"hookspec {name}: no method {facade.__name__}.{name}"
+    if facade is Hooks:
+        wanted = [p for p in inspect.signature(spec).parameters if p != "kernel"]
+        assert list(inspect.signature(method).parameters)[1:] == wanted
+        assert inspect.iscoroutinefunction(method) == (not contract.sync), name
+
+
+def test_the_facade_has_no_method_without_a_spec():
+    specs = set(_hookspec_names())
+    public = {n for n, _ in inspect.getmembers(Hooks, inspect.isfunction) if not n.startswith("_")}
+    assert public - specs == {"implemented"}
+    declared = {
+        n for n, _ in inspect.getmembers(Declarations, inspect.isfunction) if not n.startswith("_")
+    }
+    assert declared <= specs

@@ -1,4 +1,5 @@
-"""/photos as a whole: every plugin's filters AND together, with paging and every sort."""
+"""/photos as a whole: every plugin's filters AND together, with paging and every sort
+(exif, tags and favorites together; skipped when one of them is not there)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from kernel.testing import harness, make_jpeg
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, pytest.mark.requires_plugins("exif", "tags", "favorites")]
 
 CAMERAS = ["Canon", "Nikon", "Fujifilm"]
 

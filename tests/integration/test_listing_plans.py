@@ -7,6 +7,7 @@ server or another process. Every answer is checked against the order computed he
 The 3,000 files are written as rows, the way a finished scan and EXIF ingest leave them:
 building and ingesting 3,000 images would cost minutes per database, and pixels play no
 part in ordering. The small-library plans are covered by the plugins' own tests.
+Needs exif, tags and favorites (skipped when one of them is not there).
 """
 
 from __future__ import annotations
@@ -25,11 +26,8 @@ from kernel.listing import DEEP_OFFSET, WALK_INDEX_ABOVE
 from kernel.tables import files, users
 from kernel.testing import Harness, harness, make_jpeg
 from kernel.types import ToolContext
-from plugins.exif import store
-from plugins.exif.model import ExifData
-from plugins.exif.tables import image_exif
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, pytest.mark.requires_plugins("exif", "tags", "favorites")]
 
 COUNT = 3_000
 TAG_NAMES = ["beach", "family", "snow", "city", "food"]
@@ -71,6 +69,11 @@ class Library:
 
 
 def populate(h: Harness) -> Library:
+    # Imported here, not at module level: without exif this module still collects (and skips).
+    from plugins.exif import store
+    from plugins.exif.model import ExifData
+    from plugins.exif.tables import image_exif
+
     rng = random.Random(7)
     lib = Library(h)
     library_id = next(iter(h.kernel.libraries)).id
@@ -226,11 +229,35 @@ def test_kept_results_follow_a_commit_from_another_process(big):
 
 
 def test_the_search_tool_pages_newest_first_like_the_listing(big):
+    """The kernel's search_photos tool takes exif's filter and sort, and answers with the
+    listing's file entries, in the listing's order."""
     tool = big.h.kernel.tools["search_photos"]
-    arguments = {"camera_make": "Canon", "limit": 50}
+    arguments = {"camera_make": "Canon", "sort": "DateTakenDesc", "limit": 50}
     result = big.h.run(tool.invoke, arguments, ToolContext(big.h.kernel, None))
     canon = [i for i in big.names if big.makes[i] == "Canon" and big.taken[i]]
     newest = big.by_date(canon, descending=True)[:50]
     assert result["total"] == len(canon) > WALK_INDEX_ABOVE
     paths = {i: f"f{(i - 1) % 7}/{big.names[i]}" for i in newest}
     assert [photo["path"] for photo in result["photos"]] == [paths[i] for i in newest]
+    assert [photo["id"] for photo in result["photos"]] == newest
+    listed = listing(big, camera_make="Canon", sort="DateTakenDesc", limit=50)
+    assert listed == (newest, result["total"])
+
+
+def test_the_search_tool_takes_every_plugins_filters_and_sorts(big):
+    """One tool for every enabled plugin: an exif filter, a tags filter and a tags sort
+    together ("Canon photos tagged beach, most tags first"), as /photos answers them."""
+    tool = big.h.kernel.tools["search_photos"]
+    arguments = {"camera_make": "Canon", "tag_ids": [1], "sort": "TagCountDesc", "limit": 30}
+    result = big.h.run(tool.invoke, arguments, ToolContext(big.h.kernel, None))
+    wanted = big.expected(
+        "TagCountDesc", [i for i in big.names if big.makes[i] == "Canon" and big.taken[i]]
+    )
+    wanted = [i for i in wanted if 1 in big.tags[i]]
+    assert result["total"] == len(wanted)
+    assert [photo["id"] for photo in result["photos"]] == wanted[:30]
+    assert all("beach" in [t["name"] for t in photo["tags"]] for photo in result["photos"])
+    assert listing(big, camera_make="Canon", tag_ids="1", sort="TagCountDesc", limit=30) == (
+        wanted[:30],
+        len(wanted),
+    )
