@@ -69,7 +69,7 @@ class Kernel:
             folder.mkdir(parents=True, exist_ok=True)
             self.storage_folders.append(folder.resolve())
         self.catalog = Catalog(self)
-        _ = self.catalog.params, self.catalog.sorts  # a name offered twice stops start-up
+        _ = self.catalog.params, self.catalog.sorts, self.tools  # clashes stop start-up
 
     # --- plugins --------------------------------------------------------------------------
 
