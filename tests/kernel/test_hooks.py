@@ -25,6 +25,8 @@ from sqlalchemy import literal, select
 
 from kernel import Plugin, RenderResult, Tool, hookimpl, hookspecs
 from kernel.deps import CurrentUser
+from kernel.config import ConfigError
+from kernel.core import Kernel
 from kernel.hooks import Declarations, Hooks
 from kernel.markers import contract_of
 from kernel.tables import files
@@ -269,6 +271,15 @@ def test_hook_tools(tmp_path):
         assert [t["function"]["name"] for t in listed] == ["search_photos", "add"]
         assert listed[0]["plugin"] == "kernel"
         assert listed[1] == {"plugin": "tools", **tool.to_openai()}
+
+    # One name offered twice (here: the kernel's own) stops start-up, naming both.
+    class Clash:
+        @hookimpl
+        def tools(self):
+            return [Tool("search_photos", "Another search.", AddParams, add)]
+
+    with pytest.raises(ConfigError, match="offered by both 'kernel' and 'clash'"):
+        Kernel(h.kernel.config, only=[], extra_plugins={"clash": Clash()})
 
 
 class Renderer:
