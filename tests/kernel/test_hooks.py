@@ -24,9 +24,9 @@ from litestar.params import Dependency
 from sqlalchemy import literal, select
 
 from kernel import Plugin, RenderResult, Tool, hookimpl, hookspecs
-from kernel.deps import CurrentUser
 from kernel.config import ConfigError
 from kernel.core import Kernel
+from kernel.deps import CurrentUser
 from kernel.hooks import Declarations, Hooks
 from kernel.markers import contract_of
 from kernel.tables import files
