@@ -36,9 +36,9 @@ class Form:
     BOUNDARY = BOUNDARY
 
     @staticmethod
-    def jpeg(color: tuple[int, int, int] = (10, 200, 10), size: tuple[int, int] = (32, 32)) -> bytes:
+    def jpeg(color: tuple[int, int, int] = (10, 200, 10), size: int = 32) -> bytes:
         buffer = io.BytesIO()
-        Image.new("RGB", size, color).save(buffer, "JPEG")
+        Image.new("RGB", (size, size), color).save(buffer, "JPEG")
         return buffer.getvalue()
 
     @staticmethod

@@ -82,9 +82,8 @@ def test_fields_in_any_order_and_the_directory_alias(tmp_path, library, form):
         assert file_first.json()["path"] == "a/x.jpg"
         alias = form.send(h, form.body(("directory", "b", None), ("file", form.jpeg(), "y.jpg")))
         assert alias.json()["path"] == "b/y.jpg"
-        both = form.send(
-            h, form.body(("path", "a", None), ("directory", "b", None), ("file", form.jpeg(), "z.jpg"))
-        )
+        fields = [("path", "a", None), ("directory", "b", None)]
+        both = form.send(h, form.body(*fields, ("file", form.jpeg(), "z.jpg")))
         assert both.json()["path"] == "a/z.jpg"  # path wins, as before
         ignored = form.send(
             h, form.body(("caption", "holiday", None), ("file", form.jpeg(), "w.jpg"))
