@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -164,6 +165,72 @@ class LiveServer:
 
     def memory(self) -> dict[str, int]:
         return proc_status(self.pid)
+
+    def upload(
+        self, size: int, name: str = "big.jpg", folder: str = "", *, text_field: bool = False
+    ) -> httpx.Response:
+        """POST /image with a file of ``size`` bytes (a JPEG head, then zeros), streamed
+        from a generator with its Content-Length, as a browser sends a file; or, with
+        ``text_field``, a small file after a text field of ``size`` bytes."""
+        head = (
+            Form.part("path", folder)
+            + (
+                f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                "Content-Type: image/jpeg\r\n\r\n"
+            ).encode()
+        )
+        tail = f"\r\n--{BOUNDARY}--\r\n".encode()
+        picture = Form.jpeg()
+        if text_field:
+            head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="caption"\r\n\r\n'
+            head, tail = head.encode(), b"\r\n" + Form.body(("file", picture, name))
+            picture = b""
+
+        def body() -> Iterator[bytes]:
+            yield head + picture
+            left = size - len(picture)
+            zeros = bytes(1 << 20)
+            while left > 0:
+                yield zeros[: min(left, len(zeros))]
+                left -= len(zeros)
+            yield tail
+
+        headers = {
+            **self.headers,
+            **Form.headers(),
+            "Content-Length": str(len(head) + size + len(tail)),
+        }
+        return httpx.post(f"{self.base}/image", content=body(), headers=headers, timeout=600)
+
+    def post_raw(self, path: str, size: int, *, chunked: bool = False) -> int:
+        """POST ``size`` bytes of JSON-ish junk with no token, over a raw socket, stopping
+        as soon as the server answers; returns the status it answered."""
+        framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        piece = b"[" + b"0," * ((1 << 19) - 1)
+        if chunked:
+            piece = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=120) as sock:
+            sock.sendall(f"{head}{framing}\r\n\r\n".encode())
+            sent = 0
+            try:
+                while sent < size and not select.select([sock], [], [], 0)[0]:
+                    sock.sendall(piece)
+                    sent += len(piece)
+                if chunked and sent >= size:
+                    sock.sendall(b"0\r\n\r\n")
+            except OSError:  # the server answered and closed while we were sending
+                pass
+            answer = b""
+            try:
+                while b"\r\n" not in answer:
+                    data = sock.recv(4096)
+                    if not data:
+                        break
+                    answer += data
+            except OSError:
+                pass
+        return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else 0
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook runs, nothing is cleaned up."""
