@@ -79,6 +79,7 @@ class StagedFile:
     def __init__(self, folder: Path, prefix: str = STAGED_PREFIX) -> None:
         self.size = 0
         self.head = b""  # the first bytes, for the magic-bytes check
+        folder.mkdir(parents=True, exist_ok=True)  # an operator may have removed it
         for _ in range(10):
             path = folder / f"{prefix}{secrets.token_hex(8)}{SUFFIX}"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)

@@ -43,7 +43,8 @@ class Form:
         return buffer.getvalue()
 
     @staticmethod
-    def part(name: str, value: bytes | str, filename: str | bytes | None = None) -> bytes:
+    def head(name: str, filename: str | bytes | None = None) -> bytes:
+        """A part's boundary line and headers, up to where its bytes begin."""
         disposition = f'form-data; name="{name}"'.encode()
         if filename is not None:
             raw = filename.encode() if isinstance(filename, str) else filename
@@ -51,8 +52,12 @@ class Form:
         headers = b"Content-Disposition: " + disposition + b"\r\n"
         if filename is not None:
             headers += b"Content-Type: application/octet-stream\r\n"
+        return b"--" + BOUNDARY.encode() + b"\r\n" + headers + b"\r\n"
+
+    @classmethod
+    def part(cls, name: str, value: bytes | str, filename: str | bytes | None = None) -> bytes:
         data = value.encode() if isinstance(value, str) else value
-        return b"--" + BOUNDARY.encode() + b"\r\n" + headers + b"\r\n" + data + b"\r\n"
+        return cls.head(name, filename) + data + b"\r\n"
 
     @classmethod
     def body(cls, *parts: Part, end: bool = True) -> bytes:
@@ -172,18 +177,11 @@ class LiveServer:
         """POST /image with a file of ``size`` bytes (a JPEG head, then zeros), streamed
         from a generator with its Content-Length, as a browser sends a file; or, with
         ``text_field``, a small file after a text field of ``size`` bytes."""
-        head = (
-            Form.part("path", folder)
-            + (
-                f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-                "Content-Type: image/jpeg\r\n\r\n"
-            ).encode()
-        )
+        head = Form.part("path", folder) + Form.head("file", name)
         tail = f"\r\n--{BOUNDARY}--\r\n".encode()
         picture = Form.jpeg()
         if text_field:
-            head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="caption"\r\n\r\n'
-            head, tail = head.encode(), b"\r\n" + Form.body(("file", picture, name))
+            head, tail = Form.head("caption"), b"\r\n" + Form.body(("file", picture, name))
             picture = b""
 
         def body() -> Iterator[bytes]:

@@ -82,13 +82,7 @@ def test_kill_9_mid_upload_leaves_nothing_once_restarted(tmp_path, live_server, 
     old = time.time() - 7200
     os.utime(legacy, (old, old))
     release = threading.Event()
-    head = (
-        form.part("path", "album")
-        + (
-            f'--{form.BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="slow.jpg"'
-            "\r\nContent-Type: image/jpeg\r\n\r\n"
-        ).encode()
-    )
+    head = form.part("path", "album") + form.head("file", "slow.jpg")
 
     def slow_body():
         yield head + form.jpeg()
