@@ -26,6 +26,9 @@ from kernel.schemas import FileEntrySchemaPlugin
 from kernel.types import InvalidParameter
 
 log = logging.getLogger(__name__)
+#: every route's body limit unless its handler or Router sets its own (uploads do): a
+#: bigger body is refused with 413 as soon as its Content-Length (or its bytes) pass it
+REQUEST_MAX_BODY_SIZE = 64 * 1024
 SCHEMA_PATH = "/schema"
 BEARER = "BearerToken"
 BEARER_SCHEME = SecurityScheme(
@@ -98,8 +101,7 @@ def create_app(
         system.health,
         system.libraries,
         system.tools,
-        image.get_image,
-        image.upload_image,
+        image.route(kernel),
         photos.route(kernel.catalog),
         *kernel.hooks.routes(),
     ]
@@ -131,7 +133,7 @@ def create_app(
             security=[{BEARER: []}],
         ),
         plugins=[FileEntrySchemaPlugin()],
-        request_max_body_size=kernel.config.kernel.upload_max_bytes + 1024 * 1024,
+        request_max_body_size=REQUEST_MAX_BODY_SIZE,
         lifespan=[lifespan],
         logging_config=None,
     )

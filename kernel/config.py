@@ -37,7 +37,8 @@ class KernelSettings(msgspec.Struct, forbid_unknown_fields=True):
     """The ``[kernel]`` section of plugins.toml."""
 
     libraries: list[LibrarySpec] = []
-    upload_max_bytes: int = 4 * 1024**3
+    #: moved to ``[plugins.uploads] max_bytes``; still honoured there when set here
+    upload_max_bytes: int | None = None
     hash_workers: int = 0  # 0 = one per CPU
     scan_on_startup: bool = True
     watch: bool = True

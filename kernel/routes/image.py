@@ -1,33 +1,35 @@
-"""``GET /image`` (an original, or a derived rendition through the ``render`` hook) and
-``POST /image`` (upload: atomic, never overwrites, indexed at once)."""
+"""``GET /image``: an original, or a derived rendition through the ``render`` hook.
+
+A rendition of a file that is on disk but not indexed yet (just copied in, before the
+watcher or a scan saw it) is not a 404: the file is indexed on demand, exactly as an
+upload is, then rendered. Concurrent first requests for one file share that work.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
-import secrets
-import time
-from pathlib import Path
-from typing import Annotated, Any
+from stat import S_ISREG
+from typing import TYPE_CHECKING, Annotated, Any
 
-import msgspec
-from litestar import Request, get, post
-from litestar.datastructures import UploadFile
+from litestar import Request, get
 from litestar.exceptions import NotFoundException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromQuery, MultipartBody, QueryParameter
+from litestar.params import FromQuery, QueryParameter
 
-from kernel.deps import KernelDep
 from kernel.index import Stat
-from kernel.libraries import PathRefused
-from kernel.mediatypes import content_type_for, media_type_for, sniff
+from kernel.libraries import PathRefused, ResolvedPath
+from kernel.mediatypes import content_type_for, media_type_for
 from kernel.routes.serving import serve_file
+from kernel.scanner import link_allowed, within
 from kernel.schemas import BAD_REQUEST
-from kernel.types import InvalidParameter
+from kernel.types import FileRef
+
+if TYPE_CHECKING:
+    from kernel.core import Kernel
 
 ORIGINAL_SIZES = frozenset({"", "full", "original"})
-UNSAFE_NAME = re.compile(r"[^\w.\- ()+,@]+", re.UNICODE)
 FILE_BYTES = ResponseSpec(
     data_container=bytes,
     media_type="application/octet-stream",
@@ -39,125 +41,80 @@ FILE_BYTES = ResponseSpec(
 )
 
 
-class Uploaded(msgspec.Struct):
-    """Where an upload landed (its name may carry a suffix to avoid a clash)."""
-
-    path: str
-    library: int
-    id: int | None  # the index row, or None if the file could not be indexed
-
-
-@get(
-    "/image",
-    summary="An original file, or a rendition of it with size=",
-    responses={200: FILE_BYTES, **BAD_REQUEST},
-)
-async def get_image(
-    request: Request,
-    kernel: KernelDep,
-    file_path: Annotated[str, QueryParameter(name="path")],
-    library: FromQuery[str | None] = None,
-    size: FromQuery[str | None] = None,
-    format: FromQuery[str | None] = None,
-) -> Any:
-    resolved = kernel.libraries.resolve(library, file_path)
-    if resolved.abs_path.is_dir():
-        raise PathRefused(400, "path is a folder; /photos lists folders")
-    wanted = (size or "").strip().lower()
-    if wanted in ORIGINAL_SIZES:
-        return serve_file(request, resolved.abs_path, content_type_for(resolved.abs_path.name))
-    ref = await asyncio.to_thread(kernel.index.get, resolved.library.id, resolved.rel_path)
-    if ref is None:
-        raise NotFoundException(f"{resolved.rel_path} is not indexed yet; try again shortly")
-    fmt = (format or "jpeg").strip().lower()
-    result = await kernel.hooks.render(ref, wanted, fmt)
-    if result is None:
-        raise NotFoundException(f"no enabled plugin renders size={wanted!r} format={fmt!r}")
-    return serve_file(request, result.path, result.media_type, cache_seconds=result.cache_seconds)
-
-
-def safe_basename(filename: str) -> str:
-    """The client's file name reduced to one harmless path component."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1].replace("\x00", "")
-    name = UNSAFE_NAME.sub("_", name).strip(" .")
-    stem, dot, ext = name.rpartition(".")
-    if not dot:
-        stem, ext = name, ""
-    stem = stem[:180] or "upload"
-    return f"{stem}.{ext[:16]}" if ext else stem
-
-
-def _place_without_overwriting(tmp: Path, target_dir: Path, name: str) -> Path:
-    """Link the temp file to its final name; on a clash use ``name_<unix-ts>.ext``."""
-    stem, dot, ext = name.rpartition(".")
-    if not dot:
-        stem, ext = name, ""
-    suffix = f".{ext}" if ext else ""
-    candidates = [name, f"{stem}_{int(time.time())}{suffix}"]
-    candidates += [f"{stem}_{int(time.time())}_{n}{suffix}" for n in range(1, 100)]
-    for candidate in candidates:
-        final = target_dir / candidate
-        try:
-            os.link(tmp, final)  # atomic and fails if the name exists: never overwrites
-            return final
-        except FileExistsError:
-            continue
-    raise PathRefused(409, "could not find a free file name")
-
-
-def _store_upload(upload: UploadFile, target_dir: Path, name: str, limit: int) -> Path:
-    tmp = target_dir / f".imageapi-upload-{secrets.token_hex(8)}.part"
-    written = 0
+def indexable(kernel: Kernel, resolved: ResolvedPath) -> Stat | None:
+    """What a full scan would index at this path, or None: a media file by extension,
+    not reached through a linked folder, outside every derived folder (a linked file
+    only if it points inside the library, like the scanner's walk)."""
+    media_type = media_type_for(resolved.rel_path)
+    if media_type is None or not resolved.rel_path:
+        return None
+    root = str(resolved.library.root)
+    candidate = os.path.join(root, *resolved.rel_path.split("/"))
+    skip = frozenset(str(p) for p in kernel.storage_folders)
+    parent = os.path.dirname(candidate)
+    if os.path.realpath(parent) != parent or within(candidate, skip):
+        return None
+    if os.path.islink(candidate) and not link_allowed(candidate, root, skip):
+        return None
     try:
-        with open(tmp, "xb") as out:
-            upload.file.seek(0)
-            head = upload.file.read(256)
-            if media_type_for(name) is None or sniff(head) is None:
-                raise PathRefused(415, "only photos and videos can be uploaded")
-            out.write(head)
-            written = len(head)
-            while chunk := upload.file.read(1 << 20):
-                written += len(chunk)
-                if written > limit:
-                    raise PathRefused(413, f"upload exceeds the limit of {limit} bytes")
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        return _place_without_overwriting(tmp, target_dir, name)
-    finally:
-        tmp.unlink(missing_ok=True)
+        st = os.stat(candidate)
+    except OSError:
+        return None
+    if not S_ISREG(st.st_mode):
+        return None
+    return Stat(resolved.rel_path, st.st_size, st.st_mtime_ns, media_type)
 
 
-@post(
-    "/image",
-    summary="Upload a photo or video into a library folder",
-    status_code=201,
-    responses=BAD_REQUEST,
-)
-async def upload_image(
-    kernel: KernelDep,
-    data: MultipartBody[dict[str, Any]],
-) -> Uploaded:
-    upload = data.get("file")
-    if not isinstance(upload, UploadFile):
-        raise InvalidParameter("file", "a multipart field 'file' with the upload is required")
-    directory = data.get("path") or data.get("directory") or ""
-    library_param = data.get("library")
-    if not isinstance(directory, str) or not isinstance(library_param, str | None):
-        raise InvalidParameter("path", "must be a folder path")
-    resolved = kernel.libraries.resolve(library_param, directory)
-    if not resolved.abs_path.is_dir():
-        raise PathRefused(400, "path must be an existing folder")
-    name = safe_basename(upload.filename or "upload")
-    media_type = media_type_for(name)
-    if media_type is None:
-        raise PathRefused(415, f"{name}: only photo and video files can be uploaded")
-    limit = kernel.config.kernel.upload_max_bytes
-    final = await asyncio.to_thread(_store_upload, upload, resolved.abs_path, name, limit)
-    rel_path = "/".join(p for p in (resolved.rel_path, final.name) if p)
-    st = final.stat()
-    ref = await kernel.ingest.add(
-        resolved.library, Stat(rel_path, st.st_size, st.st_mtime_ns, media_type)
+def route(kernel: Kernel) -> HTTPRouteHandler:
+    """``GET /image`` of one app; the on-demand indexing in flight is shared per file."""
+    pending: dict[tuple[int, str], asyncio.Future[FileRef | None]] = {}
+
+    async def index_on_demand(resolved: ResolvedPath) -> FileRef | None:
+        stat = await asyncio.to_thread(indexable, kernel, resolved)
+        if stat is None:
+            return None
+        ref = await kernel.ingest.add(resolved.library, stat)
+        kernel.spawn_background(kernel.scanner.hash_backlog(), "hash on demand")
+        return ref
+
+    async def indexed(resolved: ResolvedPath) -> FileRef | None:
+        ref = await asyncio.to_thread(kernel.index.get, resolved.library.id, resolved.rel_path)
+        if ref is not None:
+            return ref
+        key = (resolved.library.id, resolved.rel_path)
+        task = pending.get(key)
+        if task is None:
+            task = pending[key] = asyncio.ensure_future(index_on_demand(resolved))
+            task.add_done_callback(lambda _: pending.pop(key, None))
+        return await asyncio.shield(task)  # one client giving up does not stop the others'
+
+    @get(
+        "/image",
+        summary="An original file, or a rendition of it with size=",
+        responses={200: FILE_BYTES, **BAD_REQUEST},
     )
-    kernel.spawn_background(kernel.scanner.hash_backlog(), "hash upload")
-    return Uploaded(rel_path, resolved.library.id, ref.id if ref else None)
+    async def get_image(
+        request: Request,
+        file_path: Annotated[str, QueryParameter(name="path")],
+        library: FromQuery[str | None] = None,
+        size: FromQuery[str | None] = None,
+        format: FromQuery[str | None] = None,
+    ) -> Any:
+        resolved = kernel.libraries.resolve(library, file_path)
+        if resolved.abs_path.is_dir():
+            raise PathRefused(400, "path is a folder; /photos lists folders")
+        wanted = (size or "").strip().lower()
+        if wanted in ORIGINAL_SIZES:
+            return serve_file(request, resolved.abs_path, content_type_for(resolved.abs_path.name))
+        ref = await indexed(resolved)
+        if ref is None:
+            raise NotFoundException(f"{resolved.rel_path} is not a photo or video of the index")
+        fmt = (format or "jpeg").strip().lower()
+        result = await kernel.hooks.render(ref, wanted, fmt)
+        if result is None:
+            raise NotFoundException(f"no enabled plugin renders size={wanted!r} format={fmt!r}")
+        return serve_file(
+            request, result.path, result.media_type, cache_seconds=result.cache_seconds
+        )
+
+    return get_image

@@ -46,32 +46,6 @@ def test_twenty_concurrent_writers_never_see_locked(tmp_path):
             assert conn.execute(select(func.count()).select_from(users)).scalar_one() == 301
 
 
-@pytest.mark.db
-def test_concurrent_uploads_all_succeed(tmp_path):
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buffer, "JPEG")
-    with harness(tmp_path) as h:
-        results: list[int] = []
-
-        def send(n: int) -> None:
-            response = h.post(
-                "/image", files={"file": (f"u{n}.jpg", buffer.getvalue(), "image/jpeg")}
-            )
-            results.append(response.status_code)
-
-        threads = [threading.Thread(target=send, args=(n,)) for n in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert results == [201] * 20
-        assert h.get("/photos").json()["total"] == 20
-
-
 def test_environment_names_from_the_reference(tmp_path):
     env = {
         "IMAGEAPI_DATA_DIR": str(tmp_path / "d"),

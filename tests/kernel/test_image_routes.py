@@ -1,22 +1,12 @@
-"""GET /image (originals: caching headers, ranges) and POST /image (uploads)."""
+"""GET /image: originals, with caching headers and ranges (uploads: tests/plugins/uploads)."""
 
 from __future__ import annotations
 
-import io
-import re
-
 import pytest
-from PIL import Image
 
 from kernel.testing import harness, make_jpeg, make_video
 
 pytestmark = pytest.mark.db
-
-
-def jpeg_bytes(color=(10, 200, 10)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (32, 32), color).save(buffer, "JPEG")
-    return buffer.getvalue()
 
 
 def test_original_with_caching_headers(tmp_path, library):
@@ -72,52 +62,3 @@ def test_executable_types_are_never_inline(tmp_path, library):
             assert response.headers["content-type"] == "application/octet-stream"
             assert response.headers["content-disposition"].startswith("attachment")
             assert response.headers["x-content-type-options"] == "nosniff"
-
-
-def upload(h, name, content, folder="", **extra):
-    return h.post(
-        "/image",
-        files={"file": (name, content, "application/octet-stream")},
-        data={"path": folder, **extra},
-    )
-
-
-def test_upload_is_indexed_and_never_overwrites(tmp_path, library):
-    original = make_jpeg(library / "trip" / "photo.jpg").read_bytes()
-    with harness(tmp_path) as h:
-        first = upload(h, "new.jpg", jpeg_bytes(), "trip")
-        assert first.status_code == 201
-        assert first.json()["path"] == "trip/new.jpg"
-        assert (library / "trip" / "new.jpg").read_bytes() == jpeg_bytes()
-        listed = h.get("/photos", params={"path": "trip"}).json()["photos"]
-        assert "trip/new.jpg" in listed
-
-        clash = upload(h, "photo.jpg", jpeg_bytes((1, 1, 1)), "trip")
-        assert clash.status_code == 201
-        assert re.fullmatch(r"trip/photo_\d{10}\.jpg", clash.json()["path"])
-        assert (library / "trip" / "photo.jpg").read_bytes() == original
-        assert not list((library / "trip").glob(".imageapi-upload-*"))
-
-
-def test_upload_names_are_reduced_to_a_safe_basename(tmp_path, library):
-    with harness(tmp_path) as h:
-        response = upload(h, "../../etc/evil name?.jpg", jpeg_bytes())
-        assert response.status_code == 201
-        assert response.json()["path"] == "evil name_.jpg"
-        assert (library / "evil name_.jpg").exists()
-        windows = upload(h, "C:\\Users\\me\\holiday.jpg", jpeg_bytes())
-        assert windows.json()["path"] == "holiday.jpg"
-
-
-def test_upload_refusals(tmp_path, library):
-    (library / "folder").mkdir()
-    toml = "[kernel]\nupload_max_bytes = 2000\n"
-    with harness(tmp_path, plugins_toml=toml) as h:
-        too_big = upload(h, "big.jpg", jpeg_bytes() + b"\0" * 5000)
-        assert too_big.status_code == 413
-        assert upload(h, "notes.txt", b"hello").status_code == 415
-        assert upload(h, "fake.jpg", b"hello, not a jpeg").status_code == 415
-        assert upload(h, "a.jpg", jpeg_bytes(), "../outside").status_code == 400
-        assert upload(h, "a.jpg", jpeg_bytes(), "missing-folder").status_code == 404
-        assert upload(h, "a.jpg", jpeg_bytes(), "folder").status_code == 201
-        assert sorted(p.name for p in library.rglob("*")) == ["a.jpg", "folder"]
