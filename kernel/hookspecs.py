@@ -200,7 +200,8 @@ def file_extras(
 def on_file_discovered(file: FileRef, kernel: Kernel) -> None:
     """A media file appeared in the index (new path, or a missing one came back).
 
-    Called by the scanner, the watcher or an upload after the row is committed, before it
+    Called by the scanner, the watcher, an upload or ``GET /image`` (a rendition of a
+    file not indexed yet) after the row is committed, before it
     is hashed (``file.content_hash`` is None). May be async. Heavy work belongs in
     ``on_hashed`` or ``drain_backlog``.
     """
