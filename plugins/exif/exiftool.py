@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import dates
+from .fields import format_exposure
 from .model import ExifData
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,6 @@ TAGS = (
 ARGS = ("-j", "-n", "-G1", "-a", *(f"-{tag}" for tag in TAGS))
 
 _EXIF = ("IFD0", "ExifIFD")
-
-
-def available() -> bool:
-    return shutil.which("exiftool") is not None
 
 
 def run(path: Path) -> dict[str, Any] | None:
@@ -152,32 +149,29 @@ def _iso(value: Any) -> int | None:
 
 
 def _date(tags: _Tags) -> tuple[dates.Stamp | None, str]:
-    """Our own chain's order, over exiftool's names: DateTimeOriginal, CreateDate,
-    ModifyDate (EXIF, then XMP), then another group's DateTimeOriginal."""
-    rungs = (
-        (("DateTimeOriginal",), "DateTimeOriginal", "OffsetTimeOriginal"),
-        (("CreateDate",), "DateTimeDigitized", "OffsetTimeDigitized"),
-        (("ModifyDate",), "DateTime", "OffsetTime"),
+    """Our chain's order over exiftool's names: DateTimeOriginal (EXIF, then XMP),
+    CreateDate (EXIF, then XMP), EXIF's ModifyDate, then a maker record's
+    DateTimeOriginal; with the EXIF OffsetTime* that goes with the EXIF dates."""
+    rungs: tuple[tuple[tuple[str, ...], tuple[str, ...] | None, str, str | None], ...] = (
+        (("DateTimeOriginal",), _EXIF, "DateTimeOriginal", "OffsetTimeOriginal"),
+        (("DateTimeOriginal", "DateCreated"), ("XMP",), "XMP", None),
+        (("CreateDate",), _EXIF, "DateTimeDigitized", "OffsetTimeDigitized"),
+        (("CreateDate",), ("XMP",), "XMP", None),
+        (("ModifyDate",), _EXIF, "DateTime", "OffsetTime"),
+        (("DateTimeOriginal",), None, "MakerNotes", None),
     )
-    for names, source, offset_tag in rungs:
+    for names, groups, source, offset_tag in rungs:
         for name in names:
-            for _group, value in tags.values(name, _EXIF):
+            for group, value in tags.values(name, groups):
                 stamp = dates.parse_exif_date(_text(value))
-                if stamp is not None:
+                if stamp is None or (groups is None and _rank(group) < 2):
+                    continue
+                if offset_tag:
                     offset = tags.first(lambda v: dates.parse_offset(_text(v)), (offset_tag, _EXIF))
-                    return dates.Stamp(
-                        stamp.when, offset if offset is not None else stamp.offset_minutes
-                    ), source
-    for name in ("DateTimeOriginal", "DateCreated", "CreateDate"):
-        for _group, value in tags.values(name, ("XMP",)):
-            stamp = dates.parse_exif_date(_text(value))
-            if stamp is not None:
-                return stamp, "XMP"
-    for group, value in tags.values("DateTimeOriginal"):
-        if _rank(group) == 2:
-            stamp = dates.parse_exif_date(_text(value))
-            if stamp is not None:
-                return stamp, "MakerNotes"
+                    stamp = dates.Stamp(
+                        stamp.when, stamp.offset_minutes if offset is None else offset
+                    )
+                return stamp, source
     return None, ""
 
 
@@ -254,6 +248,4 @@ def _round(value: float | None) -> float | None:
 
 
 def _format_exposure(seconds: float | None) -> str | None:
-    from .fields import format_exposure
-
     return format_exposure(seconds) if seconds is not None and seconds <= 86_400 else None

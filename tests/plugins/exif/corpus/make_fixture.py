@@ -21,7 +21,8 @@ Rules (a value that is missing, empty or not a positive number counts as no valu
   ``xmp:CreateDate``), else ModifyDate (EXIF DateTime only: an edit date is a poor
   capture date, so XMP's is not taken), else the DateTimeOriginal of another group
   (Canon CIFF, APP12 picture info, maker notes). Compared as wall-clock time
-  ``YYYY-MM-DDTHH:MM:SS`` (offsets and sub-seconds dropped).
+  ``YYYY-MM-DDTHH:MM:SS`` (offsets and sub-seconds dropped; a date without a time, as
+  XMP allows, is midnight).
 - gps: ``Composite:GPSLatitude`` / ``Composite:GPSLongitude`` (signed degrees).
 - iso: EXIF ``ISO`` unless 65535 ("saturated"), then EXIF ``ISOSpeed``,
   ``RecommendedExposureIndex``, then XMP's ``ISO``, then ``Composite:ISO`` (exiftool's
@@ -105,7 +106,7 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) and number > 0 else None
 
 
-_DATE = re.compile(r"(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?")
+_DATE = re.compile(r"(\d{4})[:-](\d{2})[:-](\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?")
 
 
 def _wall_clock(value: Any) -> str | None:
@@ -113,7 +114,7 @@ def _wall_clock(value: Any) -> str | None:
     if not match or match[1] == "0000":
         return None
     year, month, day, hour, minute, second = match.groups()
-    return f"{year}-{month}-{day}T{hour}:{minute}:{second or '00'}"
+    return f"{year}-{month}-{day}T{hour or '00'}:{minute or '00'}:{second or '00'}"
 
 
 def _first(candidates: list[Any], convert: Any) -> Any:
