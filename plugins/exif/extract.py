@@ -185,7 +185,7 @@ def _or_round(value: float | None, fallback: float | None) -> float | None:
 def _photo(path: Path, fh: BinaryIO, size: int) -> tuple[ExifData, dates.Stamp | None, str]:
     kind = _sniff(fh.read(32))
     found, tags, unreadable = _locate(path, fh, kind, size)
-    if unreadable:
+    if unreadable and size > 0:
         via_exiftool = _safe(exiftool.read, path, default=None)
         if via_exiftool is not None:
             return via_exiftool
