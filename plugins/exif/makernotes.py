@@ -147,8 +147,11 @@ def _plausible_ifd(hdr: Any, offset: int) -> bool:
     return 0 < count <= 512
 
 
-def read(hdr: Any, make: str | None, offset: int, length: int) -> CameraRecord | None:
-    """The fields of the maker note at ``offset`` (from the TIFF header), ``length`` bytes.
+def read(
+    hdr: Any, make: str | None, offset: int, length: int, need_iso: bool = True
+) -> CameraRecord | None:
+    """The fields of the maker note at ``offset`` (from the TIFF header), ``length`` bytes;
+    the ISO only when ``need_iso`` (EXIF has none).
 
     ``hdr`` is the exifread header reader of the TIFF structure holding the note.
     """
@@ -158,6 +161,8 @@ def read(hdr: Any, make: str | None, offset: int, length: int) -> CameraRecord |
     found = reconyx(head, make)
     if found is not None:
         return found
+    if not need_iso:
+        return None
     if make.startswith("Canon"):
         _dump(hdr, offset, base_fix=canon_base_fix(hdr, offset, length))
         iso = canon_iso(_values(hdr, CANON_SETTINGS), _values(hdr, CANON_SHOT_INFO))

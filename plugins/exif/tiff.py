@@ -222,23 +222,27 @@ def read_tiff(fh: BinaryIO, layout: str = "tiff") -> Tags:
         offset = first_int(pointer.values) if pointer is not None else None
         if offset and offset != first:
             _dump(hdr, offset, EXIF, None)
-    maker = _maker_note(hdr)
-    tags = Tags(maker=maker)
+    tags = Tags()
     for key, value in hdr.tags.items():
         name = key.split(" ", 1)[0]
         tag_id = getattr(value, "tag", None)
         if isinstance(tag_id, int):
             tags.ifds.setdefault(name, {})[tag_id] = getattr(value, "values", None)
+    tags.maker = _maker_note(hdr, tags)
     return tags
 
 
-def _maker_note(hdr: _Header) -> CameraRecord | None:
+def _maker_note(hdr: _Header, tags: Tags) -> CameraRecord | None:
     """The maker note's own fields, when it has any we read; its failure costs only it."""
     if hdr.maker_note is None:
         return None
-    make = hdr.tags.get(f"{IFD0} Make")
+    iso = first_int(tags.get(EXIF, 0x8827))
+    has_iso = (iso is not None and 0 < iso < 65535) or any(
+        first_int(tags.get(EXIF, tag)) for tag in (0x8833, 0x8832)
+    )
     try:
-        return makernotes.read(hdr, text(getattr(make, "values", None)), *hdr.maker_note)
+        make = text(tags.get(IFD0, 0x010F))
+        return makernotes.read(hdr, make, *hdr.maker_note, need_iso=not has_iso)
     except _BudgetSpent:
         log.debug("entry budget spent in the maker note")
     except Exception as exc:
