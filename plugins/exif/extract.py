@@ -193,7 +193,7 @@ def _photo(path: Path, fh: BinaryIO, size: int) -> tuple[ExifData, dates.Stamp |
 
     def xmp() -> bytes | None:
         if found.xmp is None and kind in ("tiff", "raf"):
-            try:  # TIFF keeps XMP in tag 700, which exifread's fast mode skips
+            try:  # TIFF keeps XMP in tag 700, which our tag filter skips
                 found.xmp = containers.scan_xmp(fh)
             except Exception as exc:
                 log.debug("%s: XMP scan failed: %r", path.name, exc)

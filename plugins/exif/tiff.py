@@ -10,6 +10,8 @@ So we drive exifread's ``ExifHeader`` ourselves and override its per-entry hook 
 
 * skip every tag we do not use, which keeps hostile files cheap (no 999-value arrays
   read for tags nobody looks at) and shrinks the surface exifread's printers touch;
+* only locate the MakerNote (``makernotes`` then reads the few fields it needs from
+  it, through the same filter);
 * isolate failures per entry, so one bad tag costs only that tag;
 * cap the total number of entries processed and the values per entry, bounding the
   work on IFDs that claim tens of thousands of entries of hundreds of values each.
@@ -136,6 +138,9 @@ class _Header(exifread.ExifHeader):
     ) -> None:
         if tag == MAKER_NOTE and ifd_name == EXIF:
             # Only located here: exifread would read it byte by byte into a list.
+            self.budget -= 1
+            if self.budget < 0:
+                raise _BudgetSpent
             length = self.s2n(entry + 4, 4)
             self.maker_note = (self.s2n(entry + 8, 4) if length > 4 else entry + 8, length)
             return
