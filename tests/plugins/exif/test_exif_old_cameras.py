@@ -9,10 +9,15 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from kernel import migrate
+from kernel.tables import files
 from kernel.testing import harness
+from plugins.exif.tables import image_exif
 
 pytestmark = pytest.mark.db
 
@@ -63,3 +68,55 @@ def test_old_cameras_are_dated_named_and_found_by_camera(tmp_path: Path, library
             "d320l.jpg",
             "a5.jpg",
         ]
+
+
+def test_the_upgrade_reads_again_the_photos_the_old_reader_left_undated(
+    tmp_path: Path, library: Path
+) -> None:
+    for name in ("a5.jpg", "trail.jpg"):
+        shutil.copyfile(FILES / OLD[name][0], library / name)
+        os.utime(library / name, (COPIED, COPIED))
+    shutil.copyfile(FILES / "jpg/exif-org/canon-ixus.jpg", library / "ixus.jpg")
+    shutil.copyfile(FILES / "jpg/Canon_40D.jpg", library / "eos.jpg")
+    with harness(tmp_path, ["exif"]) as h:
+        h.scan()
+        with h.kernel.db.write() as conn:  # what the old reader left
+            conn.execute(
+                image_exif.update()
+                .where(image_exif.c.file_id.in_(ids(h, "a5.jpg", "trail.jpg")))
+                .values(camera_make=None, camera_model=None, date_source="mtime")
+            )
+            conn.execute(
+                image_exif.update()
+                .where(image_exif.c.file_id.in_(ids(h, "ixus.jpg")))
+                .values(iso=None)
+            )
+        before = rows(h)
+        (branch,) = [b for b in h.kernel.migration_branches() if b.name == "exif"]
+        migrate.downgrade(h.kernel.db, branch, "exif_0003")
+        migrate.upgrade(h.kernel.db, branch)
+        h.scan()
+        after = rows(h)
+    for name in ("a5.jpg", "trail.jpg", "ixus.jpg"):
+        assert after[name].extracted_at > before[name].extracted_at, name
+    assert (after["a5.jpg"].camera_make, after["a5.jpg"].date_source) == ("Canon", "MakerNotes")
+    assert after["trail.jpg"].camera_make == "RECONYX"
+    assert after["ixus.jpg"].iso == 65
+    # Dated by DateTimeOriginal, with its ISO: nothing to gain, not read again.
+    assert after["eos.jpg"].extracted_at == before["eos.jpg"].extracted_at
+
+
+def ids(h: Any, *names: str) -> list[int]:
+    with h.kernel.db.read() as conn:
+        found = conn.execute(select(files.c.id).where(files.c.rel_path.in_(names))).scalars()
+        return list(found)
+
+
+def rows(h: Any) -> dict[str, Any]:
+    with h.kernel.db.read() as conn:
+        found = conn.execute(
+            select(files.c.rel_path, image_exif).join(
+                image_exif, image_exif.c.file_id == files.c.id
+            )
+        ).all()
+    return {row.rel_path: row for row in found}
