@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from . import legacy
+from .model import CameraRecord
+
 log = logging.getLogger(__name__)
 
 MAX_EXIF = 4 * 1024 * 1024  # far above any real EXIF block; caps hostile lengths
@@ -44,6 +47,7 @@ class Found:
     height: int | None = None
     cr3: dict[str, bytes] | None = None  # CMT1..CMT4 payloads of a Canon CR3
     orientation_applied: bool = False  # the decoder already rotates (HEIF irot/imir)
+    record: CameraRecord | None = None  # a pre-EXIF camera record (Canon CIFF, APP12)
 
 
 def _read(fh: BinaryIO, size: int, cap: int) -> bytes | None:
@@ -65,8 +69,21 @@ _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 
 _XMP_APP1 = b"http://ns.adobe.com/xap/1.0/\x00"
 
 
+def _legacy_record(marker: int, data: bytes) -> CameraRecord | None:
+    """A Canon CIFF (APP0) or picture-info (APP12) segment; a bad one is skipped."""
+    try:
+        if marker == 0xE0 and legacy.is_ciff(data):
+            return legacy.read_ciff(data)
+        if marker == 0xEC and legacy.is_picture_info(data):
+            return legacy.read_picture_info(data)
+    except (struct.error, ValueError, IndexError) as exc:
+        log.debug("unreadable camera record in APP%d: %r", marker - 0xE0, exc)
+    return None
+
+
 def read_jpeg(fh: BinaryIO) -> Found:
-    """Walk the marker segments up to the start of scan: APP1 Exif/XMP and the SOF size."""
+    """Walk the marker segments up to the start of scan: APP1 Exif/XMP, the SOF size,
+    and the camera records of cameras from before EXIF (APP0 CIFF, APP12)."""
     found = Found()
     fh.seek(2)
     for _ in range(_MAX_SEGMENTS):
@@ -98,6 +115,8 @@ def read_jpeg(fh: BinaryIO) -> Found:
                 found.exif = data[6:]
             elif data.startswith(_XMP_APP1) and found.xmp is None:
                 found.xmp = data[len(_XMP_APP1) :]
+        elif marker in (0xE0, 0xEC) and found.record is None and length >= 16:
+            found.record = _legacy_record(marker, fh.read(length))
         elif marker in _SOF and found.width is None:
             data = fh.read(5)
             if len(data) == 5:

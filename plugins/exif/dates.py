@@ -181,12 +181,33 @@ def from_mtime(mtime: float) -> Stamp | None:
 
 # XMP: the MWG guidelines map exif:DateTimeOriginal and photoshop:DateCreated to the
 # capture time and xmp:CreateDate to the digitising time, hence this order.
-_XMP_DATE_KEYS = ("exif:DateTimeOriginal", "photoshop:DateCreated", "xmp:CreateDate")
+XMP_ORIGINAL = ("exif:DateTimeOriginal", "photoshop:DateCreated")
+XMP_CREATED = ("xmp:CreateDate",)
 _XMP_MAX = 512 * 1024
 
 
-def date_from_xmp(packet: bytes | None) -> Stamp | None:
-    """Find a capture date in an XMP packet, as attribute or element.
+# The namespaces of those keys: a packet may bind them to other prefixes (Adobe's
+# older software wrote the xmp namespace as "xap:").
+_XMP_NAMESPACES = {
+    "exif": "http://ns.adobe.com/exif/1.0/",
+    "photoshop": "http://ns.adobe.com/photoshop/1.0/",
+    "xmp": "http://ns.adobe.com/xap/1.0/",
+}
+
+
+def _names(text: str, key: str) -> list[str]:
+    """``key`` and the same property under every prefix the packet binds its namespace to."""
+    prefix, _, local = key.partition(":")
+    uri = re.escape(_XMP_NAMESPACES.get(prefix, ""))
+    bound = re.findall(rf"xmlns:([\w.-]+)\s*=\s*[\"']{uri}[\"']", text) if uri else []
+    return [f"{p}:{local}" for p in dict.fromkeys([prefix, *bound])]
+
+
+def date_from_xmp(
+    packet: bytes | None, keys: tuple[str, ...] = XMP_ORIGINAL + XMP_CREATED
+) -> Stamp | None:
+    """Find a capture date in an XMP packet, as attribute or element, trying ``keys``
+    in order.
 
     A regex over a bounded slice instead of an XML parser: packets are often not
     well-formed, and an XML parser would also open the door to entity expansion.
@@ -194,12 +215,15 @@ def date_from_xmp(packet: bytes | None) -> Stamp | None:
     if not packet:
         return None
     text = packet[:_XMP_MAX].decode("utf-8", "replace")
-    for key in _XMP_DATE_KEYS:
-        name = re.escape(key)
-        for pattern in (rf'{name}\s*=\s*["\']([^"\']{{4,40}})["\']', rf"<{name}>([^<]{{4,40}})<"):
-            match = re.search(pattern, text)
-            if match:
-                stamp = parse_iso_date(match[1]) or parse_exif_date(match[1])
-                if stamp is not None:
-                    return stamp
+    for key in keys:
+        for name in map(re.escape, _names(text, key)):
+            for pattern in (
+                rf'{name}\s*=\s*["\']([^"\']{{4,40}})["\']',
+                rf"<{name}>([^<]{{4,40}})<",
+            ):
+                match = re.search(pattern, text)
+                if match:
+                    stamp = parse_iso_date(match[1]) or parse_exif_date(match[1])
+                    if stamp is not None:
+                        return stamp
     return None

@@ -3,7 +3,10 @@
 ``extract`` sniffs the container from its magic bytes (not the extension: a PNG named
 .jpg and a NEF that is really a TIFF are both common), finds the EXIF/XMP bytes with a
 header-only reader, decodes the tags with exifread and resolves the capture date by a
-fixed fallback chain, recording which rule won in ``date_source``.
+fixed fallback chain, recording which rule won in ``date_source``. A camera's own record
+(a maker note, or the CIFF / APP12 segment of a camera from before EXIF) fills in the
+fields EXIF lacks. A file none of our readers can open at all goes to exiftool, when it
+is installed (``exiftool``).
 
 Content problems never raise: a corrupt or unknown file yields whatever could be read,
 dated by its name or mtime, because a photo without a date still belongs on the
@@ -22,9 +25,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from . import containers, dates, fields
+from . import containers, dates, exiftool, fields
 from .containers import Found
-from .model import ExifData, ExtractError
+from .model import CameraRecord, ExifData, ExtractError
 from .tiff import EXIF, IFD0, CappedReader, Tags, read_tiff, read_tiff_bytes, text
 from .video import read_video
 
@@ -67,9 +70,12 @@ def _read_raf(fh: BinaryIO) -> Found:
     return containers.read_jpeg(io.BytesIO(fh.read(min(length, 256 * 1024))))
 
 
-def _locate(path: Path, fh: BinaryIO, kind: str, size: int) -> tuple[Found, Tags]:
-    """Find and decode the metadata blocks; any parser failure just leaves them empty."""
-    found, tags = Found(), Tags()
+def _locate(path: Path, fh: BinaryIO, kind: str, size: int) -> tuple[Found, Tags, bool]:
+    """Find and decode the metadata blocks; any parser failure just leaves them empty.
+
+    The flag says the container itself could not be read (an unknown format, or its
+    reader failed), as opposed to a file we read that simply carries no metadata."""
+    found, tags, unreadable = Found(), Tags(), False
     try:
         if kind == "jpeg":
             found = containers.read_jpeg(fh)
@@ -87,9 +93,11 @@ def _locate(path: Path, fh: BinaryIO, kind: str, size: int) -> tuple[Found, Tags
             found = containers.read_with_pillow(path)
     except Exception as exc:
         log.debug("%s: container unreadable (%s): %r", path.name, kind, exc)
+        unreadable = True
         if kind == "heif":  # e.g. an ISO-BMFF image libheif lacks a codec for
             try:
                 found = containers.read_with_pillow(path)
+                unreadable = False
             except Exception as again:
                 log.debug("%s: Pillow cannot read it either: %r", path.name, again)
     try:
@@ -103,7 +111,7 @@ def _locate(path: Path, fh: BinaryIO, kind: str, size: int) -> tuple[Found, Tags
             tags = read_tiff_bytes(found.exif)
     except Exception as exc:
         log.debug("%s: EXIF unreadable: %r", path.name, exc)
-    return found, tags
+    return found, tags, unreadable
 
 
 def _pixel_size(path: Path, kind: str, found: Found, tags: Tags) -> tuple[int | None, int | None]:
@@ -121,15 +129,25 @@ def _pixel_size(path: Path, kind: str, found: Found, tags: Tags) -> tuple[int | 
     return fields.exif_size(tags, allow_ifd0=kind == "tiff")
 
 
-def _photo_date(tags: Tags, xmp: Callable[[], bytes | None]) -> tuple[dates.Stamp | None, str]:
-    """The EXIF and XMP rungs of the chain, then EXIF fields holding Unix timestamps."""
-    for name in fields.DATE_TAGS:
-        stamp = fields.exif_date(tags, name)
+def _photo_date(
+    tags: Tags, xmp: Callable[[], bytes | None], record: CameraRecord
+) -> tuple[dates.Stamp | None, str]:
+    """The metadata rungs of the chain: the capture time (EXIF, then XMP), the
+    digitising time (EXIF, then XMP), EXIF's DateTime (the time the file was last
+    written, so an editor's save time: it comes after XMP's capture dates), the camera's
+    own record, then EXIF fields holding Unix timestamps."""
+    rungs: list[tuple[Callable[[], dates.Stamp | None], str]] = [
+        (lambda: fields.exif_date(tags, "DateTimeOriginal"), "DateTimeOriginal"),
+        (lambda: dates.date_from_xmp(xmp(), dates.XMP_ORIGINAL), "XMP"),
+        (lambda: fields.exif_date(tags, "DateTimeDigitized"), "DateTimeDigitized"),
+        (lambda: dates.date_from_xmp(xmp(), dates.XMP_CREATED), "XMP"),
+        (lambda: fields.exif_date(tags, "DateTime"), "DateTime"),
+        (lambda: dates.Stamp(record.when) if record.when else None, "MakerNotes"),
+    ]
+    for rung, name in rungs:
+        stamp = rung()
         if stamp is not None:
             return stamp, name
-    stamp = dates.date_from_xmp(xmp())
-    if stamp is not None:
-        return stamp, "XMP"
     for name in fields.DATE_TAGS:
         stamp = fields.exif_epoch(tags, name)
         if stamp is not None:
@@ -157,25 +175,42 @@ def _safe(reader: Callable[..., T], *args: Any, default: T) -> T:
         return default
 
 
+def _or_round(value: float | None, fallback: float | None) -> float | None:
+    """Our EXIF reading, else the camera record's value, rounded as EXIF values are."""
+    if value is not None or fallback is None or not 0 < fallback < 100_000:
+        return value
+    return round(fallback, 2)
+
+
 def _photo(path: Path, fh: BinaryIO, size: int) -> tuple[ExifData, dates.Stamp | None, str]:
     kind = _sniff(fh.read(32))
-    found, tags = _locate(path, fh, kind, size)
+    found, tags, unreadable = _locate(path, fh, kind, size)
+    if unreadable and size > 0:
+        via_exiftool = _safe(exiftool.read, path, default=None)
+        if via_exiftool is not None:
+            return via_exiftool
+    record = (found.record or CameraRecord()).fill(tags.maker)
 
     def xmp() -> bytes | None:
         if found.xmp is None and kind in ("tiff", "raf"):
-            try:  # TIFF keeps XMP in tag 700, which exifread's fast mode skips
+            try:  # TIFF keeps XMP in tag 700, which our tag filter skips
                 found.xmp = containers.scan_xmp(fh)
             except Exception as exc:
                 log.debug("%s: XMP scan failed: %r", path.name, exc)
         return found.xmp
 
     width, height = _safe(_pixel_size, path, kind, found, tags, default=(None, None))
+    if width is None and record.width and record.height:
+        width, height = record.width, record.height
     lat, lon, alt = _safe(fields.gps, tags, default=(None, None, None))
     exposure_time, exposure_seconds = _safe(fields.exposure, tags, default=(None, None))
+    if exposure_seconds is None and 0 < (record.exposure_seconds or 0) <= 86_400:
+        exposure_seconds = round(record.exposure_seconds or 0, 9)
+        exposure_time = fields.format_exposure(exposure_seconds)
     orientation = 1 if found.orientation_applied else _safe(fields.orientation, tags, default=None)
     data = ExifData(
-        camera_make=_safe(fields.string, tags, IFD0, 0x010F, default=None),
-        camera_model=_safe(fields.string, tags, IFD0, 0x0110, default=None),
+        camera_make=_safe(fields.string, tags, IFD0, 0x010F, default=None) or record.make,
+        camera_model=_safe(fields.string, tags, IFD0, 0x0110, default=None) or record.model,
         lens=_safe(fields.string, tags, EXIF, 0xA434, default=None),
         width=width,
         height=height,
@@ -183,15 +218,15 @@ def _photo(path: Path, fh: BinaryIO, size: int) -> tuple[ExifData, dates.Stamp |
         gps_lat=lat,
         gps_lon=lon,
         gps_alt=alt,
-        focal_length=_safe(fields.focal_length, tags, default=None),
-        aperture=_safe(fields.aperture, tags, default=None),
+        focal_length=_or_round(_safe(fields.focal_length, tags, default=None), record.focal_length),
+        aperture=_or_round(_safe(fields.aperture, tags, default=None), record.f_number),
         exposure_time=exposure_time,
         exposure_seconds=exposure_seconds,
-        iso=_safe(fields.iso, tags, default=None),
+        iso=_safe(fields.iso, tags, default=None) or record.iso,
         flash=_safe(fields.flash, tags, default=None),
         software=_safe(fields.string, tags, IFD0, 0x0131, default=None),
     )
-    stamp, source = _safe(_photo_date, tags, xmp, default=(None, ""))
+    stamp, source = _safe(_photo_date, tags, xmp, record, default=(None, ""))
     return data, stamp, source
 
 

@@ -53,3 +53,32 @@ class ExifData:
     utc_offset_minutes: int | None = None
     date_source: str = "mtime"
     software: str | None = None
+
+
+@dataclass
+class CameraRecord:
+    """What a camera maker's own record says, for cameras that keep a field outside the
+    standard EXIF tags: Canon's CIFF heap and the APP12 "picture info" text of cameras
+    from before EXIF, and the maker notes (Canon's and Casio's ISO, a Reconyx trail
+    camera's date). Every field fills in only where EXIF has nothing.
+    """
+
+    make: str | None = None
+    model: str | None = None
+    when: datetime | None = None  # wall-clock capture time; no offset is recorded
+    iso: int | None = None
+    f_number: float | None = None
+    exposure_seconds: float | None = None
+    focal_length: float | None = None
+    width: int | None = None
+    height: int | None = None
+
+    def fill(self, other: CameraRecord | None) -> CameraRecord:
+        """This record with its gaps filled from ``other``."""
+        if other is None:
+            return self
+        values = {
+            name: getattr(self, name) if getattr(self, name) is not None else getattr(other, name)
+            for name in self.__dataclass_fields__
+        }
+        return CameraRecord(**values)

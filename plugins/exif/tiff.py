@@ -10,6 +10,8 @@ So we drive exifread's ``ExifHeader`` ourselves and override its per-entry hook 
 
 * skip every tag we do not use, which keeps hostile files cheap (no 999-value arrays
   read for tags nobody looks at) and shrinks the surface exifread's printers touch;
+* only locate the MakerNote (``makernotes`` then reads the few fields it needs from
+  it, through the same filter);
 * isolate failures per entry, so one bad tag costs only that tag;
 * cap the total number of entries processed and the values per entry, bounding the
   work on IFDs that claim tens of thousands of entries of hundreds of values each.
@@ -29,6 +31,9 @@ from fractions import Fraction
 from typing import Any, BinaryIO
 
 import exifread
+
+from . import makernotes
+from .model import CameraRecord
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +81,9 @@ WANTED: Mapping[str, frozenset[int]] = {
         }
     ),
     GPS: frozenset(range(0x00, 0x0A)),
+    makernotes.NOTE: makernotes.WANTED,
 }
+MAKER_NOTE = 0x927C  # located in the EXIF IFD, then read by ``makernotes``
 # The filter admits about 40 distinct tags; the budget leaves room for duplicates while
 # bounding a hostile IFD to a few hundred entries of at most 999 values each.
 _ENTRY_BUDGET = 256
@@ -98,6 +105,7 @@ class Tags:
     """Raw tag values by IFD name and tag id, as exifread decoded them."""
 
     ifds: dict[str, dict[int, Any]] = field(default_factory=dict)
+    maker: CameraRecord | None = None  # what the maker note adds (``makernotes``)
 
     def get(self, ifd: str, tag: int) -> Any:
         return self.ifds.get(ifd, {}).get(tag)
@@ -105,6 +113,7 @@ class Tags:
     def merge(self, other: Tags) -> None:
         for name, tags in other.ifds.items():
             self.ifds.setdefault(name, {}).update(tags)
+        self.maker = (self.maker or CameraRecord()).fill(other.maker) if other.maker else self.maker
 
 
 class _BudgetSpent(Exception):
@@ -115,6 +124,7 @@ class _Header(exifread.ExifHeader):
     """exifread's header reader with a tag filter, per-entry isolation and a budget."""
 
     budget = _ENTRY_BUDGET
+    maker_note: tuple[int, int] | None = None  # (offset, length) of the EXIF MakerNote
 
     def _process_tag(
         self,
@@ -126,9 +136,18 @@ class _Header(exifread.ExifHeader):
         *args: Any,
         **kwargs: Any,
     ) -> None:
+        if tag == MAKER_NOTE and ifd_name == EXIF:
+            # Only located here: exifread would read it byte by byte into a list.
+            self.budget -= 1
+            if self.budget < 0:
+                raise _BudgetSpent
+            length = self.s2n(entry + 4, 4)
+            self.maker_note = (self.s2n(entry + 8, 4) if length > 4 else entry + 8, length)
+            return
         if tag not in WANTED.get(ifd_name, ()):
             return
-        if self.s2n(entry + 2, 2) != _ASCII and self.s2n(entry + 4, 4) > _MAX_VALUES:
+        cap = makernotes.MAX_VALUES if ifd_name == makernotes.NOTE else _MAX_VALUES
+        if self.s2n(entry + 2, 2) != _ASCII and self.s2n(entry + 4, 4) > cap:
             return  # no tag we read has more values; exifread would read up to 999
         self.budget -= 1
         if self.budget < 0:
@@ -196,7 +215,8 @@ def read_tiff(fh: BinaryIO, layout: str = "tiff") -> Tags:
         return Tags()
     endian = head[:1].decode()
     first = struct.unpack("<I" if endian == "I" else ">I", head[4:8])[0]
-    hdr = _Header(fh, endian, 0, 0, False, False, False, True)
+    # detailed=True only stops exifread skipping MakerNote itself; our filter decides.
+    hdr = _Header(fh, endian, 0, 0, False, False, True, True)
     if layout == "exif":
         _dump(hdr, first, EXIF, {})
     elif layout == "gps":
@@ -213,7 +233,26 @@ def read_tiff(fh: BinaryIO, layout: str = "tiff") -> Tags:
         tag_id = getattr(value, "tag", None)
         if isinstance(tag_id, int):
             tags.ifds.setdefault(name, {})[tag_id] = getattr(value, "values", None)
+    tags.maker = _maker_note(hdr, tags)
     return tags
+
+
+def _maker_note(hdr: _Header, tags: Tags) -> CameraRecord | None:
+    """The maker note's own fields, when it has any we read; its failure costs only it."""
+    if hdr.maker_note is None:
+        return None
+    iso = first_int(tags.get(EXIF, 0x8827))
+    has_iso = (iso is not None and 0 < iso < 65535) or any(
+        first_int(tags.get(EXIF, tag)) for tag in (0x8833, 0x8832)
+    )
+    try:
+        make = text(tags.get(IFD0, 0x010F))
+        return makernotes.read(hdr, make, *hdr.maker_note, need_iso=not has_iso)
+    except _BudgetSpent:
+        log.debug("entry budget spent in the maker note")
+    except Exception as exc:
+        log.debug("maker note unreadable: %r", exc)
+    return None
 
 
 def read_tiff_bytes(blob: bytes | None, layout: str = "tiff") -> Tags:

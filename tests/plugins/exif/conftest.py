@@ -7,6 +7,7 @@ are shared.
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 from collections.abc import Callable, Mapping
@@ -134,3 +135,23 @@ def ffmpeg() -> Callable[..., Path]:
         return path
 
     return encode
+
+
+@pytest.fixture(autouse=True)
+def no_real_exiftool(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An ``exiftool`` that answers nothing, first on PATH for every test here.
+
+    The plugin asks exiftool about files none of its readers opens, when it is
+    installed; the tests here must give the same results on a machine that has it as
+    in CI, which does not (and not spend a Perl start per damaged file). Tests of the
+    fallback put their own fake first; the one that wants the real exiftool drops the
+    directory named ``exiftool-stub`` from PATH.
+    """
+    stub = tmp_path_factory.getbasetemp() / "exiftool-stub"
+    if not (stub / "exiftool").exists():
+        stub.mkdir(exist_ok=True)
+        (stub / "exiftool").write_text("#!/bin/sh\nexit 1\n")
+        (stub / "exiftool").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stub}{os.pathsep}{os.environ.get('PATH', '')}")
