@@ -7,126 +7,46 @@ the magic bytes, read when the file is hashed, confirm it, so a text file rename
 
 from __future__ import annotations
 
-PHOTO_EXTENSIONS = frozenset(
-    {
-        "jpg",
-        "jpeg",
-        "jpe",
-        "png",
-        "gif",
-        "webp",
-        "bmp",
-        "tif",
-        "tiff",
-        "heic",
-        "heif",
-        "hif",
-        "avif",
-        "nef",
-        "nrw",
-        "cr2",
-        "cr3",
-        "arw",
-        "srf",
-        "sr2",
-        "dng",
-        "orf",
-        "rw2",
-        "raf",
-        "pef",
-        "srw",
-        "raw",
-        "rwl",
-        "3fr",
-        "iiq",
-        "x3f",
-        "erf",
-        "mrw",
-        "kdc",
-        "dcr",
-    }
-)
-VIDEO_EXTENSIONS = frozenset(
-    {
-        "mp4",
-        "m4v",
-        "mov",
-        "mkv",
-        "webm",
-        "avi",
-        "3gp",
-        "3g2",
-        "mts",
-        "m2ts",
-        "ts",
-        "mpg",
-        "mpeg",
-        "wmv",
-        "flv",
-        "ogv",
-    }
-)
-RAW_EXTENSIONS = frozenset(
-    {
-        "nef",
-        "nrw",
-        "cr2",
-        "cr3",
-        "arw",
-        "srf",
-        "sr2",
-        "dng",
-        "orf",
-        "rw2",
-        "raf",
-        "pef",
-        "srw",
-        "raw",
-        "rwl",
-        "3fr",
-        "iiq",
-        "x3f",
-        "erf",
-        "mrw",
-        "kdc",
-        "dcr",
-    }
-)
+RAW_EXTENSIONS = frozenset({
+    "nef", "nrw", "cr2", "cr3", "arw", "srf", "sr2", "dng", "orf", "rw2", "raf", "pef", "srw",
+    "raw", "rwl", "3fr", "iiq", "x3f", "erf", "mrw", "kdc", "dcr",
+})  # fmt: skip
+PHOTO_EXTENSIONS = frozenset({
+    "jpg", "jpeg", "jpe", "png", "gif", "webp", "bmp", "tif", "tiff", "heic", "heif", "hif",
+    "avif",
+}) | RAW_EXTENSIONS  # fmt: skip
+VIDEO_EXTENSIONS = frozenset({
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "3gp", "3g2", "mts", "m2ts", "ts", "mpg", "mpeg",
+    "wmv", "flv", "ogv",
+})  # fmt: skip
 
+#: Content types by extension; RAWs other than DNG are ``image/x-<ext>`` (see below).
 CONTENT_TYPES = {
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "jpe": "image/jpeg",
-    "png": "image/png",
-    "gif": "image/gif",
-    "webp": "image/webp",
-    "bmp": "image/bmp",
-    "tif": "image/tiff",
-    "tiff": "image/tiff",
-    "heic": "image/heic",
-    "heif": "image/heif",
+    **dict.fromkeys(("jpg", "jpeg", "jpe"), "image/jpeg"),
+    **{ext: f"image/{ext}" for ext in ("png", "gif", "webp", "bmp", "heic", "heif", "avif")},
+    **dict.fromkeys(("tif", "tiff"), "image/tiff"),
     "hif": "image/heif",
-    "avif": "image/avif",
-    "mp4": "video/mp4",
+    "dng": "image/x-adobe-dng",
+    **{ext: f"video/{ext}" for ext in ("mp4", "webm", "mpeg")},
     "m4v": "video/x-m4v",
     "mov": "video/quicktime",
     "mkv": "video/x-matroska",
-    "webm": "video/webm",
     "avi": "video/x-msvideo",
     "3gp": "video/3gpp",
     "3g2": "video/3gpp2",
-    "mts": "video/mp2t",
-    "ts": "video/mp2t",
-    "m2ts": "video/mp2t",
+    **dict.fromkeys(("mts", "ts", "m2ts"), "video/mp2t"),
     "mpg": "video/mpeg",
-    "mpeg": "video/mpeg",
     "wmv": "video/x-ms-wmv",
     "flv": "video/x-flv",
     "ogv": "video/ogg",
-    "dng": "image/x-adobe-dng",
 }
 
 MAGIC_BYTES_NEEDED = 256
+#: ISO-BMFF brands of still pictures (HEIF, AVIF, Canon CR3); any other ``ftyp`` is video.
+PHOTO_BRANDS = frozenset({
+    b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis",
+    b"crx ",
+})  # fmt: skip
 
 
 MEDIA_TYPE_BY_EXTENSION = {
@@ -180,19 +100,7 @@ def sniff(head: bytes) -> str | None:
         return "video"  # M2TS (timecoded TS packets)
     if head[4:8] == b"ftyp":
         brand = head[8:12]
-        if brand in (
-            b"heic",
-            b"heix",
-            b"hevc",
-            b"hevx",
-            b"heim",
-            b"heis",
-            b"mif1",
-            b"msf1",
-            b"avif",
-            b"avis",
-            b"crx ",
-        ):
+        if brand in PHOTO_BRANDS:
             return "photo"
         return "video"
     return None
