@@ -12,13 +12,11 @@ import os
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
 from litestar.testing import TestClient
-from PIL import Image
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -27,43 +25,10 @@ from kernel.auth import create_user, issue_token, list_users
 from kernel.config import Config, load_config
 from kernel.core import Kernel
 from kernel.scanner import ScanReport
+from media.samples import make_jpeg, make_video
 
 TEST_DATABASE_ENV = "IMAGEAPI_TEST_DATABASE_URL"
-
-
-def make_jpeg(
-    path: Path,
-    *,
-    size: tuple[int, int] = (64, 48),
-    color: tuple[int, int, int] = (200, 30, 30),
-    taken: datetime | None = None,
-    make: str | None = None,
-    model: str | None = None,
-) -> Path:
-    """A small JPEG with optional EXIF date and camera."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    exif = Image.Exif()
-    if make:
-        exif[0x010F] = make
-    if model:
-        exif[0x0110] = model
-    if taken:
-        exif.get_ifd(0x8769)[0x9003] = taken.strftime("%Y:%m:%d %H:%M:%S")
-    Image.new("RGB", size, color).save(path, "JPEG", exif=exif)
-    return path
-
-
-def make_video(path: Path, *, seconds: float = 1.0, size: str = "160x120") -> Path:
-    """A real H.264 mp4 made with ffmpeg."""
-    from media.ffmpeg import run_ffmpeg
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    run_ffmpeg(
-        ["-f", "lavfi", "-i", f"testsrc=duration={seconds}:size={size}:rate=10",
-         "-pix_fmt", "yuv420p", "-c:v", "libx264", "-y", str(path)],
-        timeout=60,
-    )  # fmt: skip
-    return path
+__all__ = ["Harness", "fresh_database_url", "harness", "make_config", "make_jpeg", "make_video"]
 
 
 @contextlib.contextmanager
