@@ -140,12 +140,6 @@ def issue_token(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def decode_token(secret: str, token: str) -> int:
-    """The user id in a valid token (signature and expiry only; ``user_for_token`` also
-    checks the user and the version). Raises ``jwt.InvalidTokenError``."""
-    return decode_claims(secret, token)[0]
-
-
 def decode_claims(secret: str, token: str) -> tuple[int, int]:
     """(user id, token version) of a valid token; raises ``jwt.InvalidTokenError``
     otherwise. Tokens issued before versions existed are version 0."""

@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pluggy
-
 from kernel.dispatch import Dispatcher, HookFailure
 from kernel.markers import PROJECT_NAME
 
@@ -94,8 +92,7 @@ class Declarations:
 class Hooks:
     """Every runtime hook as a typed method; ``kernel`` is passed for you."""
 
-    def __init__(self, pm: pluggy.PluginManager, dispatcher: Dispatcher) -> None:
-        self._pm = pm
+    def __init__(self, dispatcher: Dispatcher) -> None:
         self._d = dispatcher
 
     def implemented(self, method: Callable[..., Any]) -> bool:

@@ -11,10 +11,9 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
-from kernel.auth import PUBLIC_OPT, PasswordTooLong, authenticate, issue_token
+from kernel.auth import PUBLIC_OPT, authenticate, issue_token
 from kernel.deps import KernelDep
 from kernel.schemas import BAD_REQUEST, LibraryInfo, Problem, PublicOperation
-from kernel.types import InvalidParameter
 
 WRONG_PASSWORD = ResponseSpec(
     Problem, description="Wrong user name or password", generate_examples=False
@@ -92,7 +91,3 @@ async def tools(kernel: KernelDep) -> list[ToolInfo]:
         msgspec.convert({"plugin": t.plugin, **t.to_openai()}, ToolInfo)
         for t in kernel.tools.values()
     ]
-
-
-def password_too_long_as_400(exc: PasswordTooLong) -> InvalidParameter:
-    return InvalidParameter("password", str(exc))

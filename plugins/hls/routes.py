@@ -28,8 +28,8 @@ from kernel.deps import CurrentUser
 from kernel.index import Stat
 from kernel.libraries import PathRefused
 from kernel.mediatypes import media_type_for
-from kernel.routes.serving import serve_file
 from kernel.types import FileRef, InvalidParameter
+from media.serving import serve_file
 
 from . import Plugin, jobs, layout, tokens
 
