@@ -8,7 +8,7 @@ from pathlib import Path
 
 import blake3
 
-from kernel.mediatypes import MAGIC_BYTES_NEEDED, confirm
+from media.mediatypes import MAGIC_BYTES_NEEDED, confirm
 
 CHUNK = 1 << 20
 

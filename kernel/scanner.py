@@ -24,9 +24,9 @@ from sqlalchemy import bindparam, select, update
 from kernel.hashing import HashOutcome, hash_file
 from kernel.index import Stat, split_rel_path
 from kernel.libraries import Library
-from kernel.mediatypes import MEDIA_TYPE_BY_EXTENSION
 from kernel.tables import files
 from kernel.types import FileRef
+from media.mediatypes import MEDIA_TYPE_BY_EXTENSION
 
 if TYPE_CHECKING:
     from kernel.core import Kernel

@@ -1,3 +1,5 @@
-"""Media helpers beside the kernel: finding and running ffmpeg, probing clips, and the
-demo library. Plugins import them (``media.ffmpeg``); they are not kernel duties, and
-no plugin needs another plugin for them."""
+"""Media helpers beside the kernel, for the kernel and every plugin alike: what counts as
+a photo or a video (``mediatypes``), serving a file over HTTP with ranges and ETags
+(``serving``), finding and running ffmpeg and probing clips (``ffmpeg``), sample media
+(``samples``) and the demo library (``demo``). They hold no state and know no plugin,
+so no plugin needs another plugin for them."""

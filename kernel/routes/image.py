@@ -20,10 +20,10 @@ from litestar.params import FromQuery, QueryParameter
 
 from kernel.index import Stat
 from kernel.libraries import PathRefused, ResolvedPath
-from kernel.mediatypes import content_type_for, media_type_for
 from kernel.scanner import link_allowed, within
 from kernel.schemas import BAD_REQUEST
 from kernel.types import FileRef
+from media.mediatypes import content_type_for, media_type_for
 from media.serving import serve_file
 
 if TYPE_CHECKING:

@@ -27,8 +27,8 @@ from kernel.core import Kernel
 from kernel.deps import CurrentUser
 from kernel.index import Stat
 from kernel.libraries import PathRefused
-from kernel.mediatypes import media_type_for
 from kernel.types import FileRef, InvalidParameter
+from media.mediatypes import media_type_for
 from media.serving import serve_file
 
 from . import Plugin, jobs, layout, tokens
