@@ -192,7 +192,11 @@ class Catalog:
         for extras in await hooks.file_extras(list(refs), user_id):
             for file_id, fields in extras.items():
                 entry = by_id.get(file_id)
-                if entry is not None:
+                if entry is None:
+                    continue
+                if ENTRY_FIELDS.isdisjoint(fields):
+                    entry.update(fields)
+                else:  # never a kernel field
                     entry.update((k, v) for k, v in fields.items() if k not in ENTRY_FIELDS)
         return entries
 

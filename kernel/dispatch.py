@@ -145,9 +145,13 @@ class Dispatcher:
                 return result
         return None
 
-    async def gather(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Contribution hooks whose implementations are independent reads: all run at once
-        (synchronous ones each in a worker thread); ``(plugin, result)`` in plugin order."""
-        impls = self.implementations(hook_name)
-        results = await asyncio.gather(*(self._run(impl, kwargs) for impl in impls))
-        return [(i.plugin_name, r) for i, r in zip(impls, results, strict=True) if r is not None]
+    async def acollect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Contribution hooks that may be async: ``(plugin, result)`` for non-None results,
+        one implementation after the other (run at once, they only fought over the GIL and
+        each warmed a database connection of its own)."""
+        results: list[tuple[str, Any]] = []
+        for impl in self.implementations(hook_name):
+            result = await self._run(impl, kwargs)
+            if result is not None:
+                results.append((impl.plugin_name, result))
+        return results

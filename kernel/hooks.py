@@ -135,7 +135,7 @@ class Hooks:
     async def file_extras(
         self, files: Sequence[FileRef], user_id: int | None
     ) -> list[Mapping[int, Mapping[str, Any]]]:
-        found = await self._d.gather("file_extras", files=files, user_id=user_id)
+        found = await self._d.acollect("file_extras", files=files, user_id=user_id)
         return [extras for _plugin, extras in found]
 
     # --- ingest -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -87,7 +88,22 @@ class FileIndex:
     def refs(self, rows: Iterable[Any]) -> list[FileRef]:
         """Rows (with ``FILE_COLUMNS``) of known libraries as ``FileRef``s, in order."""
         roots = {lib.id: lib.root for lib in self.libraries}
-        return [_ref(row, roots[row.library_id]) for row in rows if row.library_id in roots]
+        rows = list(rows)
+        fields = getattr(rows[0], "_fields", None) if rows else None
+        if not fields:
+            return [_ref(row, roots[row.library_id]) for row in rows if row.library_id in roots]
+        # Thousands of rows (memories): pick the columns by position, not by name.
+        pick = itemgetter(*(fields.index(c.name) for c in FILE_COLUMNS))
+        found = []
+        for row in rows:
+            id_, library_id, rel_path, size, mtime_ns, media_type, content_hash = pick(row)
+            root = roots.get(library_id)
+            if root is not None:
+                found.append(
+                    FileRef(id_, library_id, rel_path, root, size, mtime_ns, media_type,
+                            content_hash)
+                )  # fmt: skip
+        return found
 
     def get(self, library_id: int, rel_path: str, *, present_only: bool = True) -> FileRef | None:
         query = select(*FILE_COLUMNS).where(

@@ -5,13 +5,14 @@ Every function is synchronous; the routes, hooks and tools run them in worker th
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, delete, select
+
+from kernel.types import iso_datetime
 
 from .geo import unit_vector
 from .model import ExifData
@@ -135,18 +136,9 @@ def load_compact(kernel: Kernel, file_ids: Sequence[int]) -> dict[int, Row[Any]]
     return found
 
 
-@functools.lru_cache(maxsize=512)
-def _offset_zone(minutes: int) -> timezone:
-    return timezone(timedelta(minutes=minutes))
-
-
 def iso_date(when: datetime | None, offset_minutes: int | None) -> str | None:
     """ISO-8601, with the UTC offset when the camera recorded one."""
-    if when is None:
-        return None
-    if offset_minutes is not None:
-        when = when.replace(tzinfo=_offset_zone(offset_minutes))
-    return when.isoformat()
+    return None if when is None else iso_datetime(when, offset_minutes)
 
 
 def gps_json(row: Any) -> dict[str, float | None] | None:

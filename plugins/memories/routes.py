@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
@@ -18,7 +18,7 @@ from litestar.params import Dependency, FromQuery, QueryParameter
 
 from kernel.deps import CurrentUser
 from kernel.libraries import PathRefused
-from kernel.types import InvalidParameter
+from kernel.types import InvalidParameter, iso_datetime
 
 from . import query
 from .settings import MemoriesSettings, zone
@@ -88,12 +88,6 @@ def utc_offset_minutes(tzinfo: Any, day: date) -> int:
     return int(offset.total_seconds() // 60)
 
 
-def iso_taken(taken: datetime, offset: int | None) -> str:
-    if offset is not None:
-        taken = taken.replace(tzinfo=timezone(timedelta(minutes=offset)))
-    return taken.isoformat()
-
-
 def _recursive(raw: str | None) -> bool:
     if raw is None or raw.strip() == "":
         return True
@@ -139,7 +133,7 @@ async def memories(
     years: dict[int, list[dict[str, Any]]] = {}
     for row, entry in zip(rows, entries, strict=True):
         taken = query.taken_as_datetime(row.taken_at)
-        entry["date_taken"] = iso_taken(taken, row.utc_offset_minutes)
+        entry["date_taken"] = iso_datetime(taken, row.utc_offset_minutes)
         years.setdefault(window.anniversary(taken), []).append(entry)
     return Memories(
         span=chosen,
