@@ -76,7 +76,6 @@ class Plugin(kernel.Plugin[ExifSettings]):
                 path="/",
                 route_handlers=list(ROUTES),
                 dependencies={"plugin": Provide(lambda: self, sync_to_thread=False)},
-                signature_namespace={"Plugin": Plugin},
             )
         ]
 

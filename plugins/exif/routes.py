@@ -11,22 +11,25 @@ plugins add (tags, favorite, ...), and a Struct cannot carry fields it does not 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from litestar import get
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import Dependency, FromQuery, QueryParameter
+from litestar.params import FromQuery, QueryParameter
 
 from kernel.core import Kernel
 from kernel.deps import CurrentUser
 from kernel.libraries import PathRefused
 
-from . import store
+from . import (
+    Plugin,  # loaded lazily by Plugin.routes(), once the package is complete
+    store,
+)
 
-if TYPE_CHECKING:
-    from . import Plugin
-
-PluginDep = Annotated["Plugin", Dependency(skip_validation=True)]
+#: The plugin instance whose Router serves the request (a class, not a name: a string
+#: forward reference is one cached object shared by every module that writes it).
+PluginDep = NamedDependency[Plugin]
 
 
 async def file_metadata(

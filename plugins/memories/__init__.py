@@ -22,7 +22,6 @@ from litestar.di import Provide
 import kernel
 from kernel import hookimpl
 
-from .routes import memories
 from .settings import MemoriesSettings
 
 __all__ = ["MemoriesSettings", "Plugin"]
@@ -39,11 +38,12 @@ class Plugin(kernel.Plugin[MemoriesSettings]):
     @hookimpl
     def routes(self) -> list[object]:
         """``GET /memories``; its handler receives this instance as ``plugin``."""
+        from .routes import memories  # the web module is loaded with the app, not before
+
         return [
             Router(
                 path="/",
                 route_handlers=[memories],
                 dependencies={"plugin": Provide(lambda: self, sync_to_thread=False)},
-                signature_namespace={"Plugin": Plugin},
             )
         ]

@@ -10,24 +10,27 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import get
-from litestar.params import Dependency, FromQuery, QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, QueryParameter
 
 from kernel.deps import CurrentUser
 from kernel.libraries import PathRefused
 from kernel.types import InvalidParameter, iso_datetime
 
-from . import query
+from . import (
+    Plugin,  # loaded lazily by Plugin.routes(), once the package is complete
+    query,
+)
 from .settings import MemoriesSettings, zone
 from .window import SPANS, Window
 
-if TYPE_CHECKING:
-    from . import Plugin
-
-PluginDep = Annotated["Plugin", Dependency(skip_validation=True)]
+#: The plugin instance whose Router serves the request (a class, not a name: a string
+#: forward reference is one cached object shared by every module that writes it).
+PluginDep = NamedDependency[Plugin]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 

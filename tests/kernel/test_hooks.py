@@ -13,14 +13,12 @@ import asyncio
 import inspect
 import re
 from pathlib import Path
-from typing import Annotated
 
 import blake3
 import msgspec
 import pytest
 from litestar import Router, get
-from litestar.di import Provide
-from litestar.params import Dependency
+from litestar.di import NamedDependency, Provide
 from sqlalchemy import literal, select
 
 from kernel import Plugin, RenderResult, Tool, hookimpl, hookspecs
@@ -212,9 +210,7 @@ class Echo(msgspec.Struct):
 
 
 @get("/echo")
-async def echo(
-    user: CurrentUser, plugin: Annotated[Greeter, Dependency(skip_validation=True)]
-) -> Echo:
+async def echo(user: CurrentUser, plugin: NamedDependency[Greeter]) -> Echo:
     plugin.times += 1
     return Echo(user.username, plugin.times)
 

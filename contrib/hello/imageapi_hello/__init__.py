@@ -17,6 +17,7 @@ import msgspec
 from litestar import Router, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
+from litestar.params import JSONBody
 from sqlalchemy import (
     Column,
     Float,
@@ -167,7 +168,7 @@ async def hello_route(plugin: HelloDep, user: CurrentUser) -> Greeting:
 
 
 @post("/hello/photo", summary="Greet a photo", status_code=200)
-async def hello_photo(plugin: HelloDep, data: PhotoToGreet) -> Greeting:
+async def hello_photo(plugin: HelloDep, data: JSONBody[PhotoToGreet]) -> Greeting:
     return await asyncio.to_thread(plugin.greet_photo, data.library, data.path)
 
 
