@@ -14,9 +14,12 @@ entry point may point at the class itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
+    from litestar import Router
+
     from kernel.core import Kernel
 
 S = TypeVar("S")
@@ -29,3 +32,16 @@ class Plugin(Generic[S]):
     def __init__(self, kernel: Kernel, settings: S) -> None:
         self.kernel = kernel
         self.settings = settings
+
+    def router(self, handlers: Sequence[Any]) -> Router:
+        """The plugin's route handlers mounted at ``/``, each able to declare
+        ``plugin: NamedDependency[ThisClass]`` to receive this very instance (no lookup by
+        name): what a ``routes`` hook of a plugin class returns."""
+        from litestar import Router
+        from litestar.di import Provide
+
+        def provide_plugin() -> Plugin[S]:
+            return self
+
+        provide = Provide(provide_plugin, sync_to_thread=False)
+        return Router(path="/", route_handlers=list(handlers), dependencies={"plugin": provide})

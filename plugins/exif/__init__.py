@@ -66,18 +66,10 @@ class Plugin(kernel.Plugin[ExifSettings]):
 
         The web modules are imported here rather than at the top: the extraction workers
         import this package too, and starting one should not load the web stack."""
-        from litestar import Router
-        from litestar.di import Provide
 
         from .routes import ROUTES
 
-        return [
-            Router(
-                path="/",
-                route_handlers=list(ROUTES),
-                dependencies={"plugin": Provide(lambda: self, sync_to_thread=False)},
-            )
-        ]
+        return [self.router(ROUTES)]
 
     @hookimpl
     def tools(self) -> list[Tool]:

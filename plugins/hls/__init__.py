@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import msgspec
 from litestar import Router
-from litestar.di import Provide
 
 from kernel import hookimpl
 from kernel.plugin import Plugin as KernelPlugin
@@ -70,11 +69,7 @@ class Plugin(KernelPlugin[HlsSettings]):
     def routes(self) -> list[Router]:
         from .routes import ROUTES  # the handlers import this module's ``Plugin``
 
-        def provide_plugin() -> Plugin:
-            return self
-
-        provide = Provide(provide_plugin, sync_to_thread=False)
-        return [Router(path="/", route_handlers=ROUTES, dependencies={"plugin": provide})]
+        return [self.router(ROUTES)]
 
     # --- lifecycle -------------------------------------------------------------------------
 

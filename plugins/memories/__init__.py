@@ -16,8 +16,6 @@ through a Router dependency.
 from __future__ import annotations
 
 import msgspec
-from litestar import Router
-from litestar.di import Provide
 
 import kernel
 from kernel import hookimpl
@@ -40,10 +38,4 @@ class Plugin(kernel.Plugin[MemoriesSettings]):
         """``GET /memories``; its handler receives this instance as ``plugin``."""
         from .routes import memories  # the web module is loaded with the app, not before
 
-        return [
-            Router(
-                path="/",
-                route_handlers=[memories],
-                dependencies={"plugin": Provide(lambda: self, sync_to_thread=False)},
-            )
-        ]
+        return [self.router([memories])]

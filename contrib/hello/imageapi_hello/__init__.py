@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 from litestar import Router, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody
 from sqlalchemy import (
@@ -118,9 +118,8 @@ class Plugin(kernel.Plugin[HelloSettings]):
 
     @hookimpl
     def routes(self) -> list[Router]:
-        # Handlers declare ``plugin: HelloDep``; this router provides this very instance.
-        provide = Provide(lambda: self, sync_to_thread=False)
-        return [Router("/", route_handlers=ROUTES, dependencies={"plugin": provide})]
+        # Handlers declare ``plugin: HelloDep``; the router provides this very instance.
+        return [self.router(ROUTES)]
 
     @hookimpl
     def tools(self) -> list[Tool]:
