@@ -9,12 +9,25 @@ instead of one of them surfacing "database is locked".
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    Table,
+    any_,
+    create_engine,
+    event,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
@@ -142,6 +155,16 @@ class Database:
         """A dialect INSERT supporting ``on_conflict_do_nothing/do_update``."""
         module = sqlite if self.is_sqlite else postgresql
         return module.insert(table)
+
+    def among(self, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+        """``column IN ids`` with the ids bound as ONE parameter (a JSON array on SQLite,
+        an array on PostgreSQL), so the statement compiles once for any number of ids: a
+        page of thousands (memories) spent longer rendering its ``IN`` list than running it,
+        and no list of any length meets a driver's parameter limit."""
+        if not self.is_sqlite:
+            return column == any_(literal(list(ids), postgresql.ARRAY(Integer)))
+        values = func.json_each(literal(json.dumps(list(ids)))).table_valued("value")
+        return column.in_(select(values.c.value))
 
     def data_version(self, conn: Connection) -> Any:
         """A token that differs once anybody — this process or another — has committed.

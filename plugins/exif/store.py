@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from kernel.core import Kernel
 
 MAX_TEXT = 1000
-CHUNK = 10_000  # ids per IN (...) list: one query for any realistic page
 FIELDS = (
     "camera_make",
     "camera_model",
@@ -125,15 +124,11 @@ def load(kernel: Kernel, file_id: int) -> Row[Any] | None:
         return conn.execute(select(image_exif).where(image_exif.c.file_id == file_id)).first()
 
 
-def load_compact(kernel: Kernel, file_ids: Sequence[int]) -> dict[int, Row[Any]]:
-    """The listing columns of many files (one query for any page up to 500 files)."""
-    found: dict[int, Row[Any]] = {}
+def load_compact(kernel: Kernel, file_ids: Sequence[int]) -> list[Row[Any]]:
+    """The listing columns of many files, in one query whatever their number."""
+    query = select(*COMPACT_COLUMNS).where(kernel.db.among(image_exif.c.file_id, file_ids))
     with kernel.db.read() as conn:
-        for start in range(0, len(file_ids), CHUNK):
-            chunk = file_ids[start : start + CHUNK]
-            query = select(*COMPACT_COLUMNS).where(image_exif.c.file_id.in_(chunk))
-            found.update((row.file_id, row) for row in conn.execute(query))
-    return found
+        return conn.execute(query).all()
 
 
 def iso_date(when: datetime | None, offset_minutes: int | None) -> str | None:
@@ -153,19 +148,17 @@ def listing_extras(kernel: Kernel, file_ids: Sequence[int]) -> dict[int, dict[st
 
     Memories lists thousands of files at once, so rows are unpacked as tuples (in the
     order of ``COMPACT_COLUMNS``) rather than read attribute by attribute."""
-    rows = load_compact(kernel, file_ids)
-    empty = {"date_taken": None, "exif": None}
-    extras: dict[int, dict[str, Any]] = {}
-    for file_id in file_ids:
-        row = rows.get(file_id)
-        if row is None or row.status != "ok":
-            extras[file_id] = dict(empty)
+    extras: dict[int, dict[str, Any]] = {
+        file_id: {"date_taken": None, "exif": None} for file_id in file_ids
+    }
+    for row in load_compact(kernel, file_ids):
+        (file_id, status, make, model, lens, width, height, orientation, lat, lon, alt, taken,
+         offset, source) = row  # fmt: skip
+        if status != "ok":
             continue
-        (_, _, make, model, lens, width, height, orientation, lat, lon, alt, taken, offset,
-         source) = row  # fmt: skip
         gps = None if lat is None or lon is None else {"lat": lat, "lon": lon, "alt": alt}
         extras[file_id] = {
-            "date_taken": iso_date(taken, offset),
+            "date_taken": None if taken is None else iso_datetime(taken, offset),
             "exif": {
                 "camera_make": make,
                 "camera_model": model,

@@ -40,8 +40,6 @@ favorites = Table(
     Column("created_at", Float, nullable=False),
 )
 
-EXTRAS_CHUNK = 10_000  # ids per query: one query for any realistic page
-
 
 def indexed_file(
     kernel: Kernel, library: str | int | None, path: str | None, *, present: bool = True
@@ -124,15 +122,11 @@ def flags(
     extras: dict[int, dict[str, Any]] = {ref.id: {"favorite": False} for ref in refs}
     if user_id is None:
         return extras
-    ids = list(extras)
+    query = select(favorites.c.file_id).where(
+        favorites.c.user_id == user_id, kernel.db.among(favorites.c.file_id, list(extras))
+    )
     with kernel.db.read() as conn:
-        for start in range(0, len(ids), EXTRAS_CHUNK):
-            chosen = conn.execute(
-                select(favorites.c.file_id).where(
-                    favorites.c.user_id == user_id,
-                    favorites.c.file_id.in_(ids[start : start + EXTRAS_CHUNK]),
-                )
-            ).scalars()
-            for file_id in chosen:
-                extras[file_id]["favorite"] = True
+        chosen = conn.execute(query).scalars().all()
+    for file_id in chosen:
+        extras[file_id]["favorite"] = True
     return extras

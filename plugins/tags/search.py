@@ -24,7 +24,6 @@ from kernel.types import (
 from .tables import tag_counts, tagged_photo, tags
 
 MATCH_PARAMS = ("tag_match", "tag_filter_mode")  # ours, then the Rust server's spelling
-EXTRAS_CHUNK = 10_000  # ids per query: one query for any realistic page
 
 
 def tag_match(query: SearchQuery) -> str:
@@ -86,15 +85,14 @@ SORTS = [
 def file_tag_extras(kernel: Kernel, refs: Sequence[FileRef]) -> dict[int, dict[str, Any]]:
     """``{"tags": [{"id", "name"}]}`` for every file of a page, in one query."""
     extras: dict[int, dict[str, Any]] = {ref.id: {"tags": []} for ref in refs}
-    ids = list(extras)
+    query = (
+        select(tagged_photo.c.file_id, tags.c.id, tags.c.name)
+        .join(tags, tags.c.id == tagged_photo.c.tag_id)
+        .where(kernel.db.among(tagged_photo.c.file_id, list(extras)))
+        .order_by(tagged_photo.c.file_id, func.lower(tags.c.name), tags.c.id)
+    )
     with kernel.db.read() as conn:
-        for start in range(0, len(ids), EXTRAS_CHUNK):
-            rows = conn.execute(
-                select(tagged_photo.c.file_id, tags.c.id, tags.c.name)
-                .join(tags, tags.c.id == tagged_photo.c.tag_id)
-                .where(tagged_photo.c.file_id.in_(ids[start : start + EXTRAS_CHUNK]))
-                .order_by(tagged_photo.c.file_id, func.lower(tags.c.name), tags.c.id)
-            )
-            for row in rows:
-                extras[row.file_id]["tags"].append({"id": row.id, "name": row.name})
+        rows = conn.execute(query).all()
+    for file_id, tag_id, name in rows:
+        extras[file_id]["tags"].append({"id": tag_id, "name": name})
     return extras
