@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel import migrate
+from kernel.auth import TokenCache
 from kernel.catalog import Catalog
 from kernel.config import Config, ConfigError
 from kernel.db import Database
@@ -61,6 +62,7 @@ class Kernel:
         self.scanner = Scanner(self)
         self.watcher = Watcher(self)
         self.listing_cache = ListingCache()
+        self.tokens = TokenCache(self.db)
         self._tasks: list[asyncio.Task[Any]] = []
         self._tools: dict[str, Tool] | None = None
         self.registry.activate(self)  # plugin classes are built here, with this kernel

@@ -175,17 +175,25 @@ class Database:
         every commit is another connection's. PostgreSQL: the transaction snapshot
         (xmin:xmax:running xids); equal snapshots see the same committed data.
         """
-        if self._memory:
-            return None  # one shared connection: its own commits do not move the counter
         if not self.is_sqlite:
             return conn.exec_driver_sql("SELECT txid_current_snapshot()::text").scalar_one()
+        return self.local_version()
+
+    def local_version(self) -> int | None:
+        """SQLite's ``PRAGMA data_version`` outside any transaction: a read of the shared
+        WAL index (no disk I/O), cheap enough for the event loop, so a per-process cache
+        can check it on every request. None on PostgreSQL (a snapshot is a round trip)
+        and for an in-memory database (one shared connection: its own commits do not
+        move the counter)."""
+        if self._memory or not self.is_sqlite:
+            return None
         with self._version_lock:
             if self._version_connection is None:
                 self._version_connection = self.engine.raw_connection()
             cursor = self._version_connection.cursor()
             try:
                 cursor.execute("PRAGMA data_version")
-                return cursor.fetchone()[0]
+                return int(cursor.fetchone()[0])
             finally:
                 cursor.close()
 
