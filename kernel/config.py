@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from dotenv import dotenv_values
@@ -45,6 +45,8 @@ class KernelSettings(msgspec.Struct, forbid_unknown_fields=True):
     backlog_per_tick: int = 500
     hook_timeout_seconds: float = 120.0
     default_library_name: str = "main"
+    #: per pooled connection; 0 = read through the page cache
+    sqlite_mmap_mb: Annotated[int, msgspec.Meta(ge=0)] = 1024
 
 
 @dataclass

@@ -56,7 +56,7 @@ class Kernel:
         self.libraries = Libraries.from_config(config, default_library)
         self.excluder = PathExcluder(config.excluded_dirs)
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(config.database_url)
+        self.db = Database(config.database_url, mmap_mb=config.kernel.sqlite_mmap_mb)
         self.index = FileIndex(self.db, self.libraries)
         self.ingest = Ingest(self)
         self.scanner = Scanner(self)

@@ -35,15 +35,16 @@ from sqlalchemy.pool import StaticPool
 _WRITE_OPTION = "imageapi_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Reads through a memory map share the OS page cache between pooled connections instead
-# of copying pages into each connection's 2 MB cache: an index lookup into ``files`` for
-# each of 20,000 matches costs half as much. Address space only; 64-bit hosts have plenty.
-SQLITE_MMAP_BYTES = 1 << 30
+# of copying pages into each connection's cache. Every connection maps the file on its
+# own, so RSS counts the same cached pages once per connection: ``[kernel]
+# sqlite_mmap_mb`` caps it (0 turns the map off).
+SQLITE_MMAP_MB = 1024
 SQLITE_CACHE_KIB = 32 * 1024  # per connection, grown only as pages are used
 POSTGRESQL_DEFAULT_RANDOM_PAGE_COST = 4.0
 POSTGRESQL_RANDOM_PAGE_COST = 1.1  # what PostgreSQL's docs suggest for SSDs and cached data
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, mmap_mb: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event decide how transactions start (pysqlite's own
@@ -54,7 +55,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
+        cursor.execute(f"PRAGMA mmap_size = {mmap_mb << 20}")
         cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         cursor.close()
 
@@ -83,7 +84,7 @@ def _configure_postgresql(engine: Engine) -> None:
 class Database:
     """Engine plus the two ways the kernel and plugins use it: ``read()`` and ``write()``."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, mmap_mb: int = SQLITE_MMAP_MB) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         memory = False
@@ -95,7 +96,7 @@ class Database:
             self.engine = create_engine(
                 url, echo=echo, connect_args={"check_same_thread": False}, **options
             )
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, mmap_mb)
         else:
             self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
             _configure_postgresql(self.engine)

@@ -167,3 +167,24 @@ def test_more_libraries_from_plugins_toml(tmp_path, library):
         assert h.get("/photos").json()["photos"] == ["mine.jpg"]
         assert h.get("/image", params={"path": "mum.jpg", "library": "2"}).status_code == 200
         assert h.get("/image", params={"path": "mum.jpg"}).status_code == 404
+
+
+def test_the_sqlite_memory_map_is_a_setting(tmp_path, library):
+    """Each pooled connection maps the database file on its own (RSS counts the cached
+    pages once per connection), so the operator can cap the map or turn it off."""
+
+    def mapped(kernel) -> int:
+        with kernel.db.read() as conn:
+            return int(conn.exec_driver_sql("PRAGMA mmap_size").scalar_one())
+
+    with harness(tmp_path / "default", library=library) as h:
+        assert mapped(h.kernel) == 1024 << 20
+    with harness(
+        tmp_path / "off", library=library, plugins_toml="[kernel]\nsqlite_mmap_mb = 0\n"
+    ) as h:
+        assert mapped(h.kernel) == 0
+    with (
+        pytest.raises(ConfigError, match="sqlite_mmap_mb"),
+        harness(tmp_path / "bad", library=library, plugins_toml="[kernel]\nsqlite_mmap_mb = -1\n"),
+    ):
+        pass
