@@ -22,10 +22,8 @@ from kernel.core import Kernel
 from kernel.deps import CurrentUser
 from kernel.libraries import PathRefused
 
-from . import (
-    Plugin,  # loaded lazily by Plugin.routes(), once the package is complete
-    store,
-)
+from . import store
+from .plugin import Plugin  # loaded lazily by Plugin.routes(), once the module is complete
 
 #: The plugin instance whose Router serves the request (a class, not a name: a string
 #: forward reference is one cached object shared by every module that writes it).

@@ -422,6 +422,31 @@ def test_extract_in_a_worker_with_a_time_limit(
     assert workers.extract(path, "photo", 0, timeout=30).date_taken == WHEN
 
 
+def test_a_worker_loads_the_parsers_only_and_retires_when_idle(
+    kit: Any, write_image: Writer
+) -> None:
+    """A worker is a fresh interpreter with the parsers: not the server, its web framework
+    and database layer (55 MB a worker), and an idle server keeps none."""
+    path = write_image("idle.jpg", kit.full_exif())
+    workers = pool.Pool(1, idle_seconds=0.5)
+    assert workers.extract(path, "photo", 0, timeout=30).date_taken == WHEN
+    (pid,) = workers.pids()
+    maps = Path(f"/proc/{pid}/maps")
+    if maps.exists():
+        mapped = maps.read_text()
+        assert "sqlalchemy" not in mapped and "_sqlite3" not in mapped
+    deadline = time.monotonic() + 60
+    while workers.pids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (workers.pids(), workers.live) == ([], 0)
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the timer thread stops it just after letting it go
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # stopped and reaped
+    assert workers.extract(path, "photo", 0, timeout=30).date_taken == WHEN  # a new one
+    workers.shutdown()
+
+
 def test_a_shut_down_pool_stops_its_workers_and_still_answers(
     kit: Any, write_image: Writer
 ) -> None:
