@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,12 +21,17 @@ from kernel.auth import (
     list_users,
 )
 from kernel.auth import set_password as store_password
+from kernel.background import BackgroundLock, stop_with_parent
 from kernel.config import Config, ConfigError, load_config
 from kernel.core import Kernel
 from kernel.manager import build_plugin_manager
 from media.demo import create_demo_library
 
+if TYPE_CHECKING:
+    from litestar import Litestar
+
 log = logging.getLogger("imageapi")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _config() -> Config:
@@ -70,14 +77,22 @@ def _read_password(password_stdin: bool, confirm: bool = True) -> str:
 @click.version_option(package_name="imageapi")
 def cli() -> None:
     """imageapi: a self-hosted photo and video server."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+
+
+SERVE_NO_SCAN_ENV = "IMAGEAPI_SERVE_NO_SCAN"  # from ``serve --no-scan`` to its workers
 
 
 @cli.command()
 @click.option("--no-scan", is_flag=True, help="Do not scan or watch the libraries.")
-def serve(no_scan: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=lambda: os.cpu_count() or 1,
+    show_default="one per CPU",
+    help="Serving processes; one of them also scans, watches and catches up backlogs.",
+)
+def serve(no_scan: bool, workers: int) -> None:
     """Migrate, make sure a user exists, and serve on BIND_URL."""
     import uvicorn
 
@@ -101,13 +116,39 @@ def serve(no_scan: bool) -> None:
         )
     for library in kernel.libraries:
         click.echo(f"Serving library {library.id} ({library.name}): {library.root}")
+    options: dict[str, Any] = {
+        "host": config.bind_host,
+        "port": config.bind_port,
+        "log_level": config.log_level.lower(),
+    }
+    if workers > 1:
+        kernel.db.dispose()
+        os.environ[SERVE_NO_SCAN_ENV] = "1" if no_scan else ""
+        click.echo(f"{workers} serving processes")
+        uvicorn.run("kernel.cli:worker_app", factory=True, workers=workers, **options)
+        return
     if no_scan:
         kernel.config.kernel.scan_on_startup = False
         kernel.config.kernel.watch = False
     app = create_app(kernel, migrate=False, background=not no_scan, freeze_heap=True)
-    uvicorn.run(
-        app, host=config.bind_host, port=config.bind_port, log_level=config.log_level.lower()
-    )
+    uvicorn.run(app, **options)
+
+
+def worker_app() -> Litestar:
+    """The app of one of ``serve --workers N``'s processes (uvicorn builds it in each).
+
+    The first to lock ``DATA_DIR/background.lock`` does the background work (scans, the
+    watcher, backlogs, pre-generation); the others serve and take over if it dies."""
+    from kernel.app import create_app
+
+    config = _config()
+    logging.basicConfig(level=config.log_level, format=LOG_FORMAT)
+    kernel = command_kernel(config)
+    stop_with_parent()
+    scan = not os.environ.get(SERVE_NO_SCAN_ENV)
+    if scan:
+        kernel.background_lock = BackgroundLock(config.data_dir / "background.lock")
+    return create_app(kernel, migrate=False, background=scan, freeze_heap=True)
 
 
 @cli.command()

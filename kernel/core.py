@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from kernel import migrate
 from kernel.auth import TokenCache
+from kernel.background import TAKEOVER_SECONDS, BackgroundLock
 from kernel.catalog import Catalog
 from kernel.config import Config, ConfigError
 from kernel.db import Database
@@ -62,6 +64,10 @@ class Kernel:
         self.scanner = Scanner(self)
         self.watcher = Watcher(self)
         self.listing_cache = ListingCache()
+        #: set by ``serve --workers``: whoever holds it does the background work
+        self.background_lock: BackgroundLock | None = None
+        #: True in a process that only serves while another does the background work
+        self.serve_only = False
         self.tokens = TokenCache(self.db)
         self._tasks: list[asyncio.Task[Any]] = []
         self._tools: dict[str, Tool] | None = None
@@ -118,10 +124,32 @@ class Kernel:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self, *, background: bool = True) -> None:
-        """Migrations done by the caller; fire on_startup, then start scanning and watching."""
+        """Migrations done by the caller; fire on_startup, then start scanning and watching.
+
+        With a ``background_lock`` (one of several serving processes) this process does
+        the background work only while it holds the lock; until then it only serves
+        (``serve_only``, decided before ``on_startup`` so plugins see it) and tries to
+        take the lock over every few seconds."""
+        if background and self.background_lock is not None:
+            self.serve_only = not self.background_lock.try_acquire()
         await self.hooks.on_startup()
         if not background:
             return
+        if self.serve_only:
+            self.spawn_background(self._take_over(), "background takeover")
+        else:
+            self.start_scanning()
+
+    async def _take_over(self) -> None:
+        assert self.background_lock is not None
+        while not self.background_lock.try_acquire():
+            await asyncio.sleep(TAKEOVER_SECONDS)
+        log.info("process %d took over the background work", os.getpid())
+        self.serve_only = False
+        self.start_scanning()
+
+    def start_scanning(self) -> None:
+        """The initial scan, the periodic tick (every plugin's backlog) and the watcher."""
         if self.config.kernel.scan_on_startup:
             self.spawn_background(self._initial_scan(), "initial scan")
         self.spawn_background(self.scanner.run_forever(), "periodic scans")
@@ -155,6 +183,8 @@ class Kernel:
         await self.hooks.on_shutdown()
         self.scanner.close()
         self.db.dispose()
+        if self.background_lock is not None:
+            self.background_lock.release()
 
 
 def _log_task_end(task: asyncio.Task[Any]) -> None:

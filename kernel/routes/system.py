@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import msgspec
@@ -33,6 +34,8 @@ class Health(msgspec.Struct):
     status: str
     database: str  # the SQL dialect: "sqlite" or "postgresql"
     plugins: list[str]
+    pid: int  # the serving process that answered (``serve --workers`` runs several)
+    background: bool  # whether it is the one scanning, watching and catching up backlogs
 
 
 class ToolFunction(msgspec.Struct):
@@ -77,7 +80,9 @@ async def health(kernel: KernelDep) -> Health:
             conn.exec_driver_sql("SELECT 1")
 
     await asyncio.to_thread(ping)
-    return Health("ok", kernel.db.dialect, kernel.registry.enabled_names())
+    return Health(
+        "ok", kernel.db.dialect, kernel.registry.enabled_names(), os.getpid(), not kernel.serve_only
+    )
 
 
 @get("/libraries", summary="The libraries this server serves")

@@ -132,7 +132,7 @@ class HlsService:
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.recover)
-        if self.settings.pregenerate:
+        if self.pregenerating:
             while await asyncio.to_thread(self.queue_backlog, 1000) == 1000:
                 pass
         while not self.closed:
@@ -165,12 +165,18 @@ class HlsService:
             if paused and len(active) < cap:
                 max(paused, key=lambda r: r.interactive).control.resume()
                 continue
-            if paused or len(active) >= cap or not self.settings.pregenerate:
+            if paused or len(active) >= cap or not self.pregenerating:
                 return
             queued = await self._next(requested=False)
             if queued is None:
                 return
             await self._start(queued, interactive=False)
+
+    @property
+    def pregenerating(self) -> bool:
+        """Renditions nobody asked for yet are made by the one process doing background
+        work (``serve --workers``); the others run only the streams their clients ask for."""
+        return self.settings.pregenerate and not self.kernel.serve_only
 
     async def _next(self, *, requested: bool) -> int | None:
         limit = len(self.running) + 1

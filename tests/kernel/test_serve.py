@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -78,3 +79,102 @@ def test_first_serve_sets_everything_up(tmp_path):
             text=True,
         ).stdout
     )
+
+
+def _health_by_process(base: str, want: int, tries: int = 400) -> dict[int, bool]:
+    """``{pid: background}`` from fresh connections until ``want`` processes answered."""
+    seen: dict[int, bool] = {}
+    for _ in range(tries):
+        try:
+            body = httpx.get(f"{base}/health", headers={"Connection": "close"}).json()
+            seen[body["pid"]] = body["background"]
+        except httpx.TransportError:
+            time.sleep(0.1)
+        if len(seen) >= want:
+            break
+    return seen
+
+
+@pytest.mark.skipif(bool(os.environ.get("IMAGEAPI_TEST_DATABASE_URL")), reason="SQLite default")
+def test_several_serving_processes_and_one_does_the_background_work(tmp_path):
+    from kernel.testing import make_jpeg
+
+    library = tmp_path / "library"
+    library.mkdir()
+    for n in range(3):
+        make_jpeg(library / f"p{n}.jpg")
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "SECRET_KEY", "IMAGEAPI_CONFIG")
+    }
+    env.update({"BIND_URL": f"127.0.0.1:{port}", "BASE_PATH": str(library)})
+    (tmp_path / "plugins.toml").write_text("")
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from kernel.cli import main; main()",
+                "serve",
+                "--workers",
+                "2",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        processes = _health_by_process(base, want=2)
+        assert len(processes) == 2, log.read_text()
+        assert sorted(processes.values()) == [False, True]  # exactly one in the background
+        password = re.search(r"password:\s+(\S+)", log.read_text()).group(1)
+        token = httpx.post(f"{base}/login", json={"username": "admin", "password": password})
+        headers = {"Authorization": f"Bearer {token.json()['token']}", "Connection": "close"}
+
+        def total() -> int:
+            return httpx.get(f"{base}/photos", headers=headers).json()["total"]
+
+        for _ in range(300):  # the background process scans; any process lists
+            if total() == 3:
+                break
+            time.sleep(0.1)
+        assert total() == 3
+
+        (dead,) = [pid for pid, background in processes.items() if background]
+        os.kill(dead, 9)
+        heir = None
+        for _ in range(600):  # another process takes the background work over
+            heirs = [p for p, bg in _health_by_process(base, want=2, tries=20).items() if bg]
+            if heirs and heirs[0] != dead:
+                heir = heirs[0]
+                break
+            time.sleep(0.1)
+        assert heir is not None, log.read_text()
+        make_jpeg(library / "after.jpg")
+        for _ in range(600):  # and finds files again
+            if total() == 4:
+                break
+            time.sleep(0.1)
+        assert total() == 4
+
+        # The supervisor killed with -9: its serving processes stop too and free the port.
+        children = set(_health_by_process(base, want=2)) | {heir}
+        server.kill()
+        server.wait(timeout=60)
+        for _ in range(600):
+            if not any(Path(f"/proc/{pid}").exists() for pid in children):
+                break
+            time.sleep(0.1)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+        with socket.socket() as sock:  # nobody listens there any more
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

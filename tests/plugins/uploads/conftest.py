@@ -106,6 +106,10 @@ def proc_status(pid: int) -> dict[str, int]:
     return values
 
 
+#: one process: the tests kill it with -9 and look at what that one process left
+SERVE = ("serve", "--no-scan", "--workers", "1")
+
+
 class LiveServer:
     """``imageapi serve --no-scan`` in its own process, on a free port, with the code of
     ``checkout`` (this worktree by default) and its own data folder and library."""
@@ -138,7 +142,7 @@ class LiveServer:
         log = self.home / "serve.log"
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", "from kernel.cli import main; main()", "serve", "--no-scan"],
+                [sys.executable, "-c", "from kernel.cli import main; main()", *SERVE],
                 cwd=self.home,
                 env=self.env,
                 stdout=out,
