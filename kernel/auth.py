@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import bcrypt
@@ -21,6 +20,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from kernel.db import Database
 from kernel.tables import users
+from kernel.versioned import VersionedCache
 
 TOKEN_LIFETIME_SECONDS = 5 * 24 * 3600
 ALGORITHM = "HS256"
@@ -191,31 +191,24 @@ class TokenCache:
     On SQLite a hit costs a read of the change counter (``Database.local_version``, no
     I/O), taken before the lookup it guards; any commit by any process (a new password, a
     deleted user, or anything else) makes every entry stale. On PostgreSQL and in-memory
-    databases nothing is kept. Used from the event loop only, so it needs no lock.
+    databases nothing is kept. An expired token is never answered from here.
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._kept: OrderedDict[str, tuple[int, float, User]] = OrderedDict()
+        self._kept: VersionedCache[tuple[float, User]] = VersionedCache(KEPT_TOKENS)
 
     def version(self) -> int | None:
         return self.db.local_version()
 
     def get(self, token: str, version: int | None) -> User | None:
-        kept = self._kept.get(token)
-        if version is None or kept is None or kept[0] != version or kept[1] <= time.time():
-            return None
-        self._kept.move_to_end(token)
-        return kept[2]
+        kept = self._kept.get(token, version)
+        return kept[1] if kept is not None and kept[0] > time.time() else None
 
     def keep(self, token: str, version: int | None, user: User) -> None:
-        if version is None:
-            return
-        expires = jwt.decode(token, options={"verify_signature": False}).get("exp", 0)
-        self._kept[token] = (version, float(expires), user)
-        self._kept.move_to_end(token)
-        while len(self._kept) > KEPT_TOKENS:
-            self._kept.popitem(last=False)
+        if version is not None:
+            expires = jwt.decode(token, options={"verify_signature": False}).get("exp", 0)
+            self._kept.put(token, version, (float(expires), user))
 
 
 class BearerTokenMiddleware(AbstractAuthenticationMiddleware):

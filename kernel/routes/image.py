@@ -23,13 +23,15 @@ from kernel.libraries import PathRefused, ResolvedPath
 from kernel.scanner import link_allowed, within
 from kernel.schemas import BAD_REQUEST
 from kernel.types import FileRef
+from kernel.versioned import VersionedCache
 from media.mediatypes import content_type_for, media_type_for
-from media.serving import serve_file
+from media.serving import send_file
 
 if TYPE_CHECKING:
     from kernel.core import Kernel
 
 ORIGINAL_SIZES = frozenset({"", "full", "original"})
+KNOWN_FILES = 4096  # index rows kept per process for renditions, until the next commit
 FILE_BYTES = ResponseSpec(
     data_container=bytes,
     media_type="application/octet-stream",
@@ -68,6 +70,7 @@ def indexable(kernel: Kernel, resolved: ResolvedPath) -> Stat | None:
 def route(kernel: Kernel) -> HTTPRouteHandler:
     """``GET /image`` of one app; the on-demand indexing in flight is shared per file."""
     pending: dict[tuple[int, str], asyncio.Future[FileRef | None]] = {}
+    known: VersionedCache[FileRef] = VersionedCache(KNOWN_FILES)
 
     async def index_on_demand(resolved: ResolvedPath) -> FileRef | None:
         stat = await asyncio.to_thread(indexable, kernel, resolved)
@@ -78,10 +81,14 @@ def route(kernel: Kernel) -> HTTPRouteHandler:
         return ref
 
     async def indexed(resolved: ResolvedPath) -> FileRef | None:
-        ref = await asyncio.to_thread(kernel.index.get, resolved.library.id, resolved.rel_path)
-        if ref is not None:
-            return ref
         key = (resolved.library.id, resolved.rel_path)
+        version = kernel.db.local_version()
+        ref = known.get(key, version)
+        if ref is None:
+            ref = await asyncio.to_thread(kernel.index.get, *key)
+        if ref is not None:
+            known.put(key, version, ref)
+            return ref
         task = pending.get(key)
         if task is None:
             task = pending[key] = asyncio.ensure_future(index_on_demand(resolved))
@@ -101,19 +108,24 @@ def route(kernel: Kernel) -> HTTPRouteHandler:
         format: FromQuery[str | None] = None,
     ) -> Any:
         resolved = kernel.libraries.resolve(library, file_path)
-        if resolved.abs_path.is_dir():
-            raise PathRefused(400, "path is a folder; /photos lists folders")
+        folder = PathRefused(400, "path is a folder; /photos lists folders")
         wanted = (size or "").strip().lower()
         if wanted in ORIGINAL_SIZES:
-            return serve_file(request, resolved.abs_path, content_type_for(resolved.abs_path.name))
+            content_type = content_type_for(resolved.abs_path.name)
+            try:
+                return await send_file(request, resolved.abs_path, content_type)
+            except IsADirectoryError:
+                raise folder from None
         ref = await indexed(resolved)
         if ref is None:
+            if await asyncio.to_thread(resolved.abs_path.is_dir):
+                raise folder
             raise NotFoundException(f"{resolved.rel_path} is not a photo or video of the index")
         fmt = (format or "jpeg").strip().lower()
         result = await kernel.hooks.render(ref, wanted, fmt)
         if result is None:
             raise NotFoundException(f"no enabled plugin renders size={wanted!r} format={fmt!r}")
-        return serve_file(
+        return await send_file(
             request, result.path, result.media_type, cache_seconds=result.cache_seconds
         )
 

@@ -29,7 +29,7 @@ from kernel.index import Stat
 from kernel.libraries import PathRefused
 from kernel.types import FileRef, InvalidParameter
 from media.mediatypes import media_type_for
-from media.serving import serve_file
+from media.serving import send_file
 
 from . import Plugin, jobs, layout, tokens
 
@@ -263,9 +263,14 @@ async def segment(
     if not await asyncio.to_thread(tokens.verify, secret, file_id, token, _version_of(kernel)):
         raise NotAuthorizedException("invalid or expired token")
     path = layout.segment_path(plugin.root, file_id, key, name)
-    if path is None or not await asyncio.to_thread(path.is_file):
+    if path is None:
         raise NotFoundException("no such segment")
-    return serve_file(request, path, layout.media_type(name), cache_seconds=SEGMENT_CACHE_SECONDS)
+    try:
+        return await send_file(
+            request, path, layout.media_type(name), cache_seconds=SEGMENT_CACHE_SECONDS
+        )
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise NotFoundException("no such segment") from None
 
 
 ROUTES = [generate, status, stream, segment]

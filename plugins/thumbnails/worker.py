@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernel.types import FileRef
+from kernel.versioned import VersionedCache
 
 from . import layout, store
 from .budget import PixelBudget
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 INTERACTIVE, INGEST = 0, 1
 COMMIT_WAIT = 30.0  # seconds a request waits for its state row; the file is there anyway
 _STOP = -1
+READY_KEPT = 8192  # (file, variant) pairs known rendered, per process
 
 
 class Unrenderable(Exception):
@@ -144,6 +146,8 @@ class Thumbnailer:
         self._jobs: dict[int, Job] = {}
         self._slots: asyncio.Semaphore | None = None
         self.writer = StateWriter(kernel.db)
+        #: renditions known to be up to date, until the next commit (``serve``)
+        self.ready: VersionedCache[bool] = VersionedCache(READY_KEPT)
 
     # --- where things are ------------------------------------------------------------
 
@@ -261,6 +265,10 @@ class Thumbnailer:
         table without trying again; raises Unrenderable with the reason.
         """
         path = self.path(ref, v)
+        key = (ref.id, ref.size, ref.mtime_ns, ref.content_hash, v.token)
+        version = self.kernel.db.local_version()
+        if self.ready.get(key, version) is not None and path.exists():
+            return path  # known made since the last commit: no lookup, no thread hop
 
         def look() -> tuple[bool, str | None]:
             state = self.current(ref.id)
@@ -273,6 +281,7 @@ class Thumbnailer:
 
         ready, error = await asyncio.to_thread(look)
         if ready:
+            self.ready.put(key, version, True)
             return path
         if error is not None:
             raise Unrenderable(error)
