@@ -152,6 +152,16 @@ class Hooks:
     async def on_file_removed(self, file: FileRef) -> list[HookFailure]:
         return await self._d.notify("on_file_removed", file=file)
 
+    async def on_files_moved(self, moves: Sequence[tuple[FileRef, FileRef]]) -> list[HookFailure]:
+        return await self._d.notify("on_files_moved", moves=moves)
+
+    async def file_user_data(self, files: Sequence[FileRef]) -> dict[int, dict[str, int]]:
+        merged: dict[int, dict[str, int]] = {}
+        for _plugin, found in await self._d.acollect("file_user_data", files=files):
+            for file_id, counts in found.items():
+                merged.setdefault(file_id, {}).update(counts)
+        return merged
+
     async def drain_backlog(self, limit: int) -> dict[str, int]:
         """Each plugin's count of files processed (0 for one that failed)."""
         results = await self._d.notify_results("drain_backlog", limit=limit)

@@ -20,9 +20,9 @@ from litestar.params import FromQuery, QueryParameter
 
 from kernel.index import Stat
 from kernel.libraries import PathRefused, ResolvedPath
-from kernel.scanner import link_allowed, within
 from kernel.schemas import BAD_REQUEST
 from kernel.types import FileRef
+from kernel.walk import link_allowed, within
 from media.mediatypes import content_type_for, media_type_for
 from media.serving import serve_file
 

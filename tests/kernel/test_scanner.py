@@ -98,7 +98,7 @@ def test_watcher_events_index_new_files_and_mark_removed_ones(tmp_path, library)
     gone = make_jpeg(library / "gone.jpg")
     with harness(tmp_path) as h:
         h.scan()
-        fresh = make_jpeg(library / "fresh.jpg")
+        fresh = make_jpeg(library / "fresh.jpg", color=(1, 2, 3))  # not gone.jpg moved
         gone.unlink()
         h.run(h.kernel.watcher.handle, {(Change.added, str(fresh)), (Change.deleted, str(gone))})
         state = rows(h)
