@@ -27,6 +27,7 @@ from .settings import ThumbnailSettings
 from .worker import Thumbnailer, Unrenderable
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     import click
@@ -139,6 +140,15 @@ class Plugin(KernelPlugin[ThumbnailSettings]):
     @hookimpl
     def on_file_removed(self, file: FileRef) -> None:
         self._discard(file)
+
+    @hookimpl
+    def on_files_moved(self, moves: Sequence[tuple[FileRef, FileRef]]) -> None:
+        """Renditions are stored under the path: rename them along (no render). The state
+        row is keyed by the file's id, which a move keeps."""
+        for old, new in moves:
+            layout.move(
+                self.storage, (old.library_id, old.rel_path), (new.library_id, new.rel_path)
+            )
 
     # --- serving ---------------------------------------------------------------------------
 
