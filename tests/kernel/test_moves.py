@@ -224,3 +224,26 @@ def test_live_watcher_rename_move_and_cross_library_move(tmp_path, library):
         assert _wait_for(lambda: ids(h) == expected), ids(h)
         assert len(rows(h)) == 3
         assert rec.removed == []
+
+
+def test_hook_file_user_data(tmp_path, library):
+    """Counts from every plugin merged per file; files nobody counts are left out."""
+    make_jpeg(library / "a.jpg")
+    make_jpeg(library / "b.jpg", color=(1, 2, 3))
+
+    class Stars:
+        @hookimpl
+        def file_user_data(self, files):
+            return {f.id: {"stars": 3} for f in files if f.rel_path == "a.jpg"}
+
+    class Notes:
+        @hookimpl
+        async def file_user_data(self, files, kernel):
+            return {f.id: {"notes": 1} for f in files}
+
+    with harness(tmp_path, extra_plugins={"stars": Stars(), "notes": Notes()}) as h:
+        h.scan()
+        refs = h.kernel.index.get_many(list(ids(h).values()))
+        found = h.run(h.kernel.hooks.file_user_data, refs)
+        by_path = {ref.rel_path: found.get(ref.id) for ref in refs}
+        assert by_path == {"a.jpg": {"stars": 3, "notes": 1}, "b.jpg": {"notes": 1}}
