@@ -51,6 +51,7 @@ class Kernel:
         self.pm = self.registry.pm
         dispatcher = Dispatcher(self.pm, timeout=config.kernel.hook_timeout_seconds)
         dispatcher.bind(kernel=self)
+        self.dispatcher = dispatcher  # plugins may add observers (metrics, tracing)
         self.hooks = Hooks(dispatcher)
         self.libraries = Libraries.from_config(config, default_library)
         self.excluder = PathExcluder(config.excluded_dirs)

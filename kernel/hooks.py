@@ -113,6 +113,17 @@ class Hooks:
     def routes(self) -> list[Any]:
         return self._d.collect_flat("routes")
 
+    def app_plugins(self) -> list[Any]:
+        return self._d.collect_flat("app_plugins")
+
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        """``{queue: {state: count}}``, every plugin's queues merged."""
+        return {
+            q: dict(states)
+            for found in self._d.collect("job_counts")
+            for q, states in found.items()
+        }
+
     def tools(self) -> list[tuple[str, Tool]]:
         return self._d.collect_flat_by_plugin("tools")
 

@@ -122,6 +122,25 @@ def routes(kernel: Kernel) -> Sequence[Any] | None:
 
 
 @contribution(sync=True)
+def app_plugins(kernel: Kernel) -> Sequence[Any] | None:
+    """Return Litestar plugins (``InitPluginProtocol``: middleware, instrumentation) for
+    the app. Called once while the app is built; results are flattened, in plugin order,
+    and added after the kernel's own. Synchronous only.
+    """
+
+
+@contribution(sync=True)
+def job_counts(kernel: Kernel) -> Mapping[str, Mapping[str, int]] | None:
+    """Count your work by state: ``{queue: {state: n}}``, each queue named after your
+    plugin (``{"thumbnails": {"pending": 12, "done": 900, "failed": 2}}``). ``pending``
+    is what ``drain_backlog`` still has to process; other states are yours to name.
+
+    Called when an operator asks (a metrics scrape): cheap count queries, no work.
+    Synchronous only.
+    """
+
+
+@contribution(sync=True)
 def tools(kernel: Kernel) -> Sequence[Tool] | None:
     """Return LLM-callable tools (``kernel.types.Tool``) this plugin offers.
 

@@ -134,6 +134,13 @@ class Plugin(KernelPlugin[ThumbnailSettings]):
         return await self.thumbnailer.drain(limit, budget)
 
     @hookimpl
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        """Present files by state: ``pending`` (no row yet), ``done``, ``failed``."""
+        counts = store.counts(self.kernel.db)
+        counts["pending"] = counts.pop("none", 0)
+        return {"thumbnails": counts}
+
+    @hookimpl
     def on_file_changed(self, file: FileRef) -> None:
         self._discard(file)
 
