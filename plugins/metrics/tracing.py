@@ -72,15 +72,21 @@ class Tracing:
         )
 
     def instrument(self) -> None:
-        """SQL of this kernel's engine, and every httpx client of the process."""
+        """SQL of this kernel's engine, and every httpx client of the process.
+
+        SQL through the instrumentation's ``EngineTracer`` on this kernel's engine alone:
+        ``SQLAlchemyInstrumentor`` also patches ``create_engine`` process-wide, refuses
+        SQLAlchemy 2.1 by its version range and imports the asyncio extension (greenlet),
+        none of which one engine needs.
+        """
         from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+        from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+        from opentelemetry.metrics import get_meter
 
         from media import ffmpeg
 
-        SQLAlchemyInstrumentor().instrument(
-            engine=self.kernel.db.engine, tracer_provider=self.provider
-        )
+        usage = get_meter("imageapi").create_up_down_counter("db.client.connections.usage")
+        EngineTracer(self.tracer, self.kernel.db.engine, usage)
         HTTPXClientInstrumentor().instrument(tracer_provider=self.provider)
         ffmpeg.tracer = self.tracer
         self.instrumented = True
@@ -90,12 +96,10 @@ class Tracing:
         builds many kernels; each instruments and uninstruments in turn)."""
         if self.instrumented:
             from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
             from media import ffmpeg
 
-            HTTPXClientInstrumentor().uninstrument()
-            SQLAlchemyInstrumentor().uninstrument()
+            HTTPXClientInstrumentor().uninstrument()  # the engine goes with the kernel
             if ffmpeg.tracer is self.tracer:
                 ffmpeg.tracer = None
             self.instrumented = False
