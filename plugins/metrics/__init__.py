@@ -80,14 +80,18 @@ class Plugin(KernelPlugin[MetricsSettings]):
         inner = [prometheus.request_middleware()] if self.metrics else []
         found: list[Any] = []
         if outer or inner:
-            start, stop = (self._listen, self.metrics.close) if self.metrics else (None, None)
-            found.append(Middleware(outer, inner, start, stop))
+            stop = self.metrics.close if self.metrics else None
+            found.append(Middleware(outer, inner, self._start, stop))
         if self.tracing is not None:
             found.append(self.tracing.app_plugin())
         return found
 
-    def _listen(self) -> None:
-        """Start ``/metrics`` with the server (a port taken is logged, not fatal)."""
+    def _start(self) -> None:
+        """With the server: our request log replaces uvicorn's access log (which shows
+        raw paths with their query strings and no duration); start ``/metrics`` (a port
+        taken is logged, not fatal)."""
+        if self.settings.request_log:
+            logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
         if self.metrics is None or self.bind is None:
             return
         try:
