@@ -61,10 +61,15 @@ class Tracing:
         self.instrumented = False
 
     def app_plugin(self) -> Any:
-        """Litestar's OpenTelemetry plugin: one server span per request, named by route."""
+        """Litestar's OpenTelemetry plugin: one server span per request, named by route
+        (without the ASGI ``receive``/``send`` spans: they cost 0.2 ms a request)."""
         from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
-        return OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=self.provider))
+        config = OpenTelemetryConfig(
+            tracer_provider=self.provider,
+            exclude_spans=["receive", "send"],  # two spans per request that say nothing
+        )
+        return OpenTelemetryPlugin(config)
 
     def observe(self, plugin: str, hook: str) -> AbstractContextManager[Any]:
         return self.tracer.start_as_current_span(
