@@ -60,16 +60,16 @@ class Ingest:
                     vanished += index.refs(conn.execute(self._present(library, rel_path)))
                 for library, rel_dir in gone_folders:
                     vanished += index.refs(conn.execute(self._present(library, rel_dir, True)))
-                news = [
-                    moves.Arrival(library, stat)
-                    for library, stat in arrived
-                    if conn.execute(
-                        select(files.c.id).where(
-                            files.c.library_id == library.id, files.c.rel_path == stat.rel_path
-                        )
-                    ).first()
-                    is None
-                ]
+                news = [moves.Arrival(lib, st) for lib, st in arrived]
+                indexed: set[tuple[str, int]] = set()
+                for start in range(0, len(news), 500):
+                    chunk = news[start : start + 500]
+                    query = select(files.c.rel_path, files.c.library_id).where(
+                        files.c.library_id.in_({a.library.id for a in chunk}),
+                        files.c.rel_path.in_([a.stat.rel_path for a in chunk]),
+                    )
+                    indexed.update((r.rel_path, r.library_id) for r in conn.execute(query))
+                news = [a for a in news if a.key not in indexed]  # paths without a row
             vanished = [ref for ref in vanished if not ref.abs_path.exists()]
             candidates = vanished + moves.missing_with_sizes(index, {a.stat.size for a in news})
             pairs = moves.pair(candidates, news) if news else []
