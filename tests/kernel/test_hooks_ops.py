@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from litestar import get
 from litestar.datastructures import ResponseHeader
 from litestar.plugins import InitPluginProtocol
 
@@ -18,9 +19,14 @@ pytestmark = pytest.mark.db
 def test_hook_app_plugins(tmp_path):
     seen = []
 
+    @get("/seen", sync_to_thread=False)
+    def seen_route() -> dict[str, bool]:
+        return {"seen": True}
+
     class Header(InitPluginProtocol):
         def on_app_init(self, app_config):
             seen.append(app_config)
+            app_config.route_handlers = [*app_config.route_handlers, seen_route]
             app_config.response_headers = [
                 *app_config.response_headers,
                 ResponseHeader(name="X-Seen", value="yes"),
@@ -34,7 +40,8 @@ def test_hook_app_plugins(tmp_path):
 
     with harness(tmp_path, extra_plugins={"p": Plugin()}) as h:
         assert len(seen) == 1  # applied once, while the app was built
-        assert h.get("/health").headers["X-Seen"] == "yes"
+        response = h.get("/seen")  # a handler of this app alone (handlers cache headers)
+        assert response.json() == {"seen": True} and response.headers["X-Seen"] == "yes"
 
 
 def test_hook_job_counts(tmp_path):
