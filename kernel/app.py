@@ -132,7 +132,7 @@ def create_app(
             components=Components(security_schemes={BEARER: BEARER_SCHEME}),
             security=[{BEARER: []}],
         ),
-        plugins=[FileEntrySchemaPlugin()],
+        plugins=[FileEntrySchemaPlugin(), *kernel.hooks.app_plugins()],
         request_max_body_size=REQUEST_MAX_BODY_SIZE,
         lifespan=[lifespan],
         logging_config=None,

@@ -54,6 +54,7 @@ class Kernel:
         self.pm = self.registry.pm
         dispatcher = Dispatcher(self.pm, timeout=config.kernel.hook_timeout_seconds)
         dispatcher.bind(kernel=self)
+        self.dispatcher = dispatcher  # plugins may add observers (metrics, tracing)
         self.hooks = Hooks(dispatcher)
         self.libraries = Libraries.from_config(config, default_library)
         self.excluder = PathExcluder(config.excluded_dirs)
@@ -100,9 +101,27 @@ class Kernel:
         return branches
 
     def migrate(self) -> None:
-        """Upgrade the kernel's branch, then every enabled plugin's, to head."""
-        for branch in self.migration_branches():
-            migrate.upgrade(self.db, branch)
+        """Upgrade the kernel's branch, then every enabled plugin's, to head, and log one
+        summary line instead of Alembic's few lines per revision."""
+        alembic_log = logging.getLogger("alembic")
+        level, upgraded = alembic_log.level, []
+        alembic_log.setLevel(max(level, logging.WARNING))
+        try:
+            branches = self.migration_branches()
+            for branch in branches:
+                before = migrate.current(self.db, branch)
+                migrate.upgrade(self.db, branch)
+                after = migrate.current(self.db, branch)
+                if after != before:
+                    upgraded.append(f"{branch.name} {before or 'base'} -> {after}")
+        finally:
+            alembic_log.setLevel(level)
+        log.info(
+            "database (%s): %d migration branches, %s",
+            self.db.dialect,
+            len(branches),
+            "upgraded " + ", ".join(upgraded) if upgraded else "all at head",
+        )
 
     @property
     def tools(self) -> dict[str, Tool]:

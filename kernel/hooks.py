@@ -113,6 +113,17 @@ class Hooks:
     def routes(self) -> list[Any]:
         return self._d.collect_flat("routes")
 
+    def app_plugins(self) -> list[Any]:
+        return self._d.collect_flat("app_plugins")
+
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        """``{queue: {state: count}}``, every plugin's queues merged."""
+        return {
+            q: dict(states)
+            for found in self._d.collect("job_counts")
+            for q, states in found.items()
+        }
+
     def tools(self) -> list[tuple[str, Tool]]:
         return self._d.collect_flat_by_plugin("tools")
 
@@ -151,6 +162,16 @@ class Hooks:
 
     async def on_file_removed(self, file: FileRef) -> list[HookFailure]:
         return await self._d.notify("on_file_removed", file=file)
+
+    async def on_files_moved(self, moves: Sequence[tuple[FileRef, FileRef]]) -> list[HookFailure]:
+        return await self._d.notify("on_files_moved", moves=moves)
+
+    async def file_user_data(self, files: Sequence[FileRef]) -> dict[int, dict[str, int]]:
+        merged: dict[int, dict[str, int]] = {}
+        for _plugin, found in await self._d.acollect("file_user_data", files=files):
+            for file_id, counts in found.items():
+                merged.setdefault(file_id, {}).update(counts)
+        return merged
 
     async def drain_backlog(self, limit: int) -> dict[str, int]:
         """Each plugin's count of files processed (0 for one that failed)."""

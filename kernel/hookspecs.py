@@ -122,6 +122,25 @@ def routes(kernel: Kernel) -> Sequence[Any] | None:
 
 
 @contribution(sync=True)
+def app_plugins(kernel: Kernel) -> Sequence[Any] | None:
+    """Return Litestar plugins (``InitPluginProtocol``: middleware, instrumentation) for
+    the app. Called once while the app is built; results are flattened, in plugin order,
+    and added after the kernel's own. Synchronous only.
+    """
+
+
+@contribution(sync=True)
+def job_counts(kernel: Kernel) -> Mapping[str, Mapping[str, int]] | None:
+    """Count your work by state: ``{queue: {state: n}}``, each queue named after your
+    plugin (``{"thumbnails": {"pending": 12, "done": 900, "failed": 2}}``). ``pending``
+    is what ``drain_backlog`` still has to process; other states are yours to name.
+
+    Called when an operator asks (a metrics scrape): cheap count queries, no work.
+    Synchronous only.
+    """
+
+
+@contribution(sync=True)
 def tools(kernel: Kernel) -> Sequence[Tool] | None:
     """Return LLM-callable tools (``kernel.types.Tool``) this plugin offers.
 
@@ -231,7 +250,20 @@ def on_file_removed(file: FileRef, kernel: Kernel) -> None:
     """An indexed file vanished from disk; its row is kept and marked missing.
 
     Called after the row is committed. Delete derived files here; keep user data (tags,
-    favorites) so a file that comes back finds them again. May be async.
+    favorites) so a file that comes back finds them again. Also called by ``imageapi
+    cleanup --purge-missing`` right before a long-missing row is deleted (the rows of
+    plugin tables go with it through their foreign keys). May be async.
+    """
+
+
+@notification
+def on_files_moved(moves: Sequence[tuple[FileRef, FileRef]], kernel: Kernel) -> None:
+    """Files moved or were renamed: each ``(before, after)`` pair is one file (same id).
+
+    Called once per scan or watcher batch (a folder rename of 10,000 files is one call)
+    and by ``imageapi cleanup``, after the rows are committed. The file kept its row, so
+    data keyed by ``files.id`` needs nothing; move what you store under the path (derived
+    files named after it). ``after`` may be in another library. May be async.
     """
 
 
@@ -244,6 +276,18 @@ def drain_backlog(kernel: Kernel, limit: int) -> int | None:
     process up to ``limit``, commit, and return how many you processed (the kernel
     reports it per plugin). This is how a plugin catches up after a crash, or after it
     was switched off and on. May be async.
+    """
+
+
+@contribution()
+def file_user_data(
+    files: Sequence[FileRef], kernel: Kernel
+) -> Mapping[int, Mapping[str, int]] | None:
+    """Count what users made for each file (tags, favourites): ``{file_id: {what: n}}``.
+
+    Called by ``imageapi cleanup`` for the missing files it lists and for a present
+    duplicate it would replace, so an operator sees what a purge would lose. Leave out
+    files with nothing; derived data (EXIF, thumbnails) does not count. May be async.
     """
 
 

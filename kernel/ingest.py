@@ -1,13 +1,16 @@
-"""Single-file ingest for uploads and live events: upsert one row, fire the right hook."""
+"""Ingest outside full scans: one file (uploads, ``GET /image``) or one batch of live
+events (the watcher), where a file that vanished and one that appeared with the same
+content are recognised as one file moved (``kernel.moves``)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 
-from kernel.index import Stat
+from kernel import moves
+from kernel.index import FILE_COLUMNS, Stat
 from kernel.libraries import Library
 from kernel.tables import files
 from kernel.types import FileRef
@@ -39,39 +42,64 @@ class Ingest:
             await self.kernel.hooks.on_file_changed(ref)
         return ref
 
-    async def remove(self, library: Library, rel_path: str) -> None:
-        """Mark a vanished file missing and tell plugins (no-op for unknown paths)."""
+    async def apply_batch(
+        self,
+        gone: list[tuple[Library, str]],
+        gone_folders: list[tuple[Library, str]],
+        arrived: list[tuple[Library, Stat]],
+    ) -> list[moves.Move]:
+        """One watcher batch: files and folders that vanished, files that appeared or
+        changed. Moves among them (and onto rows already missing) keep their rows and are
+        re-pointed in one transaction; the rest is removed or added as usual."""
+        index = self.kernel.index
 
-        def mark() -> FileRef | None:
-            ref = self.kernel.index.get(library.id, rel_path)
-            if ref is None:
-                return None
-            with self.kernel.db.write() as conn:
-                self.kernel.index.mark_missing(conn, [ref.id])
-            return ref
-
-        ref = await asyncio.to_thread(mark)
-        if ref is not None:
-            await self.kernel.hooks.on_file_removed(ref)
-
-    async def remove_folder(self, library: Library, rel_dir: str) -> int:
-        """Mark every indexed file under a vanished folder missing; returns how many."""
-
-        def mark() -> list[FileRef]:
-            under = and_(
-                files.c.library_id == library.id,
-                files.c.status == "present",
-                files.c.rel_path >= rel_dir + "/",
-                files.c.rel_path < rel_dir + "0",
-            )
+        def plan() -> tuple[list[moves.Move], list[FileRef], list[tuple[Library, Stat]]]:
+            vanished: list[FileRef] = []
             with self.kernel.db.read() as conn:
-                ids = list(conn.execute(select(files.c.id).where(under)).scalars())
-            refs = self.kernel.index.get_many(ids)
-            with self.kernel.db.write() as conn:
-                self.kernel.index.mark_missing(conn, ids)
-            return refs
+                for library, rel_path in gone:
+                    vanished += index.refs(conn.execute(self._present(library, rel_path)))
+                for library, rel_dir in gone_folders:
+                    vanished += index.refs(conn.execute(self._present(library, rel_dir, True)))
+                news = [moves.Arrival(lib, st) for lib, st in arrived]
+                indexed: set[tuple[str, int]] = set()
+                for start in range(0, len(news), 500):
+                    chunk = news[start : start + 500]
+                    query = select(files.c.rel_path, files.c.library_id).where(
+                        files.c.library_id.in_({a.library.id for a in chunk}),
+                        files.c.rel_path.in_([a.stat.rel_path for a in chunk]),
+                    )
+                    indexed.update((r.rel_path, r.library_id) for r in conn.execute(query))
+                news = [a for a in news if a.key not in indexed]  # paths without a row
+            vanished = [ref for ref in vanished if not ref.abs_path.exists()]
+            candidates = vanished + moves.missing_with_sizes(index, {a.stat.size for a in news})
+            pairs = moves.pair(candidates, news) if news else []
+            moved: list[moves.Move] = []
+            if pairs:
+                with self.kernel.db.write() as conn:
+                    moved = moves.apply(conn, pairs)
+            ids = {old.id for old, _ in pairs}
+            keys = {new.key for _, new in pairs}
+            removed = [ref for ref in vanished if ref.id not in ids]
+            if removed:
+                with self.kernel.db.write() as conn:
+                    index.mark_missing(conn, [ref.id for ref in removed])
+            rest = [(lib, st) for lib, st in arrived if (st.rel_path, lib.id) not in keys]
+            return moved, removed, rest
 
-        refs = await asyncio.to_thread(mark)
-        for ref in refs:
+        moved, removed, rest = await asyncio.to_thread(plan)
+        if moved:
+            await self.kernel.hooks.on_files_moved(moved)
+        for ref in removed:
             await self.kernel.hooks.on_file_removed(ref)
-        return len(refs)
+        for library, stat in rest:
+            await self.add(library, stat)
+        return moved
+
+    @staticmethod
+    def _present(library: Library, rel_path: str, folder: bool = False) -> Any:
+        where = [files.c.library_id == library.id, files.c.status == "present"]
+        if folder:
+            where += [files.c.rel_path >= rel_path + "/", files.c.rel_path < rel_path + "0"]
+        else:
+            where.append(files.c.rel_path == rel_path)
+        return select(*FILE_COLUMNS).where(*where)

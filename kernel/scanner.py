@@ -13,20 +13,21 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from stat import S_ISREG
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, select, update
 
+from kernel import moves
 from kernel.hashing import HashOutcome, hash_file
 from kernel.index import Stat, split_rel_path
 from kernel.libraries import Library
+from kernel.moves import Arrival, Move
 from kernel.tables import files
 from kernel.types import FileRef
-from media.mediatypes import MEDIA_TYPE_BY_EXTENSION
+from kernel.walk import walk
 
 if TYPE_CHECKING:
     from kernel.core import Kernel
@@ -43,69 +44,20 @@ class ScanReport:
     changed: list[int] = field(default_factory=list)
     returned: list[int] = field(default_factory=list)
     missing: list[FileRef] = field(default_factory=list)
+    moved: list[Move] = field(default_factory=list)
     hashed: int = 0
     failed: int = 0
 
 
-def within(path: str, folders: Iterable[str]) -> bool:
-    """Whether ``path`` is one of ``folders`` or lies below one (plain string test)."""
-    return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
+@dataclass
+class Plan:
+    """One library's walk compared with its rows: what a scan will write."""
 
-
-def link_allowed(path: str, library_root: str, skip: frozenset[str]) -> bool:
-    """A symlinked file is indexed only where the resolver would serve it: its real path
-    inside the library and outside every derived folder."""
-    real = os.path.realpath(path)
-    return within(real, (library_root,)) and not within(real, skip)
-
-
-def walk(
-    root: str,
-    skip: frozenset[str],
-    since_ns: int | None = None,
-    *,
-    library_root: str | None = None,
-) -> Iterator[Stat]:
-    """Every media file under ``root`` that the resolver would serve (iterative).
-
-    Symlinked folders are not followed; a symlinked file is listed only when its real path
-    lies inside ``library_root`` (default ``root``) and outside ``skip``. The hot loop of
-    every scan: one ``stat`` per media file and nothing else (the entry type comes from
-    the directory listing itself).
-    """
-    types = MEDIA_TYPE_BY_EXTENSION
-    library_root = library_root or root
-    stack = [("", root)]
-    while stack:
-        rel_dir, abs_dir = stack.pop()
-        prefix = f"{rel_dir}/" if rel_dir else ""
-        try:
-            with os.scandir(abs_dir) as listing:
-                entries = list(listing)
-        except OSError as exc:
-            log.warning("cannot list %s: %s", abs_dir, exc)
-            continue
-        for entry in entries:
-            name = entry.name
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.path not in skip:
-                        stack.append((prefix + name, entry.path))
-                    continue
-                dot = name.rfind(".")
-                media_type = types.get(name[dot + 1 :].lower()) if dot >= 0 else None
-                if media_type is None:
-                    continue
-                if entry.is_symlink() and not link_allowed(entry.path, library_root, skip):
-                    continue
-                st = entry.stat()
-            except OSError:
-                continue
-            if not S_ISREG(st.st_mode):
-                continue
-            if since_ns is not None and max(st.st_mtime_ns, st.st_ctime_ns) < since_ns:
-                continue
-            yield Stat(prefix + name, st.st_size, st.st_mtime_ns, media_type)
+    library: Library
+    seen: int
+    arrivals: list[Arrival] = field(default_factory=list)  # paths without a row
+    updates: list[tuple[int, Stat, bool]] = field(default_factory=list)  # (id, stat, changed)
+    gone: list[FileRef] = field(default_factory=list)  # present rows not found (full scans)
 
 
 class Scanner:
@@ -149,42 +101,54 @@ class Scanner:
             finally:
                 cursor.close()
 
-    def _reconcile(
-        self,
-        library: Library,
-        stats: list[Stat],
-        known: dict[str, tuple],
-        *,
-        full: bool,
-        progress: Progress | None,
-    ) -> ScanReport:
-        report = ScanReport(seen=len(stats))
-        db = self.kernel.db
-        now = time.time()
-        inserts, updates = [], []
+    def _diff(
+        self, library: Library, stats: list[Stat], known: dict[str, tuple], *, full: bool
+    ) -> Plan:
+        """What the walk means for the index, not written yet (moves are found first)."""
+        plan = Plan(library, len(stats))
         for stat in stats:
             row = known.pop(stat.rel_path, None)
             if row is None:
-                parent, name = split_rel_path(stat.rel_path)
-                inserts.append(
-                    {
-                        "library_id": library.id,
-                        "rel_path": stat.rel_path,
-                        "parent_dir": parent,
-                        "name": name,
-                        "size": stat.size,
-                        "mtime_ns": stat.mtime_ns,
-                        "media_type": stat.media_type,
-                        "status": "present",
-                        "discovered_at": now,
-                        "updated_at": now,
-                    }
-                )
+                plan.arrivals.append(Arrival(library, stat))
             elif row[2] != stat.size or row[3] != stat.mtime_ns:
-                updates.append((row[1], stat, True))
+                plan.updates.append((row[1], stat, True))
             elif row[4] != "present":
-                updates.append((row[1], stat, False))
-        gone = [row[1] for row in known.values() if row[4] == "present"] if full else []
+                plan.updates.append((row[1], stat, False))
+        if full:
+            gone = [row[1] for row in known.values() if row[4] == "present"]
+            plan.gone = self.kernel.index.get_many(gone)
+        return plan
+
+    def _find_moves(self, plans: list[Plan]) -> list[Move]:
+        """Pair the files gone from every library with the new ones (and with rows already
+        missing), re-point the pairs' rows in batches and take them out of the plans."""
+        arrivals = [a for plan in plans for a in plan.arrivals]
+        if not arrivals:
+            return []
+        vanished = [ref for plan in plans for ref in plan.gone]
+        vanished += moves.missing_with_sizes(self.kernel.index, {a.stat.size for a in arrivals})
+        pairs = moves.pair(vanished, arrivals, self._digests)
+        if not pairs:
+            return []
+        with self.kernel.db.write() as conn:
+            moved = moves.apply(conn, pairs)
+        old_ids = {old.id for old, _new in pairs}
+        new_keys = {new.key for _old, new in pairs}
+        for plan in plans:
+            plan.gone = [ref for ref in plan.gone if ref.id not in old_ids]
+            plan.arrivals = [a for a in plan.arrivals if a.key not in new_keys]
+        return moved
+
+    def _digests(self, arrivals: list[Arrival]) -> list[str | None]:
+        return list(self.hash_pool.map(moves.digest, arrivals))
+
+    def _write(self, plan: Plan, *, progress: Progress | None) -> ScanReport:
+        library = plan.library
+        report = ScanReport(seen=plan.seen)
+        db = self.kernel.db
+        now = time.time()
+        inserts = [self._insert_values(library.id, a.stat, now) for a in plan.arrivals]
+        updates = plan.updates
         for start in range(0, max(len(inserts), len(updates), 1), BATCH):
             with db.write() as conn:
                 chunk = inserts[start : start + BATCH]
@@ -197,7 +161,7 @@ class Scanner:
                         [self._update_values(i, s, c, now) for i, s, c in changes],
                     )
             if progress:
-                progress("index", min(start + BATCH, len(stats)), len(stats))
+                progress("index", min(start + BATCH, plan.seen), plan.seen)
         if inserts:
             with db.read() as conn:
                 new_paths = {r["rel_path"] for r in inserts}
@@ -209,11 +173,27 @@ class Scanner:
             report.new = [r.id for r in ids if r.rel_path in new_paths]
         report.changed = [i for i, _, changed in updates if changed]
         report.returned = [i for i, _, changed in updates if not changed]
-        if gone:
-            report.missing = self.kernel.index.get_many(gone)
+        if plan.gone:
+            report.missing = plan.gone
             with db.write() as conn:
-                self.kernel.index.mark_missing(conn, gone)
+                self.kernel.index.mark_missing(conn, [ref.id for ref in plan.gone])
         return report
+
+    @staticmethod
+    def _insert_values(library_id: int, stat: Stat, now: float) -> dict:
+        parent, name = split_rel_path(stat.rel_path)
+        return {
+            "library_id": library_id,
+            "rel_path": stat.rel_path,
+            "parent_dir": parent,
+            "name": name,
+            "size": stat.size,
+            "mtime_ns": stat.mtime_ns,
+            "media_type": stat.media_type,
+            "status": "present",
+            "discovered_at": now,
+            "updated_at": now,
+        }
 
     @staticmethod
     def _update_values(file_id: int, stat: Stat, changed: bool, now: float) -> dict:
@@ -235,33 +215,52 @@ class Scanner:
     async def scan_library(
         self, library: Library, *, full: bool = True, progress: Progress | None = None
     ) -> ScanReport:
-        started = time.time_ns()
+        """Scan one library (moves are recognised within it only)."""
+        return await self._scan([library], full=full, progress=progress)
+
+    def _plan(self, library: Library, *, full: bool, progress: Progress | None) -> Plan:
         since = None if full else self.last_scan_ns.get(library.id)
-        if not full and since is None:
-            full = True  # nothing to be "recent" against yet
+        full = full or since is None  # nothing to be "recent" against yet
         skip = self._skip_dirs()
+        if full:  # read the index while the disk is walked: both mostly wait on I/O
+            with ThreadPoolExecutor(1) as pool:
+                loading = pool.submit(self._load_index, library.id)
+                stats = list(walk(str(library.root), skip))
+                known = loading.result()
+        else:
+            stats = list(walk(str(library.root), skip, since_ns=since))
+            known = self._load_index(library.id, [s.rel_path for s in stats])
+        if progress:
+            progress("walk", len(stats), len(stats))
+        return self._diff(library, stats, known, full=full)
 
-        def run() -> ScanReport:
-            if full:  # read the index while the disk is walked: both mostly wait on I/O
-                with ThreadPoolExecutor(1) as pool:
-                    loading = pool.submit(self._load_index, library.id)
-                    stats = list(walk(str(library.root), skip))
-                    known = loading.result()
-            else:
-                stats = list(walk(str(library.root), skip, since_ns=since))
-                known = self._load_index(library.id, [s.rel_path for s in stats])
-            if progress:
-                progress("walk", len(stats), len(stats))
-            return self._reconcile(library, stats, known, full=full, progress=progress)
-
-        report = await asyncio.to_thread(run)
-        self.last_scan_ns[library.id] = started - 2_000_000_000  # slack for clock granularity
-        await self._announce(report)
-        return report
+    async def _scan(
+        self, libraries: list[Library], *, full: bool, progress: Progress | None
+    ) -> ScanReport:
+        """Walk every library first, so a file moved from one library to another in the
+        same scan is one move; then write, then tell plugins."""
+        started = time.time_ns()
+        plans = [
+            await asyncio.to_thread(self._plan, library, full=full, progress=progress)
+            for library in libraries
+        ]
+        total = ScanReport(moved=await asyncio.to_thread(self._find_moves, plans))
+        for plan in plans:
+            report = await asyncio.to_thread(self._write, plan, progress=progress)
+            self.last_scan_ns[plan.library.id] = started - 2_000_000_000  # clock granularity
+            total.seen += report.seen
+            total.new += report.new
+            total.changed += report.changed
+            total.returned += report.returned
+            total.missing += report.missing
+        await self._announce(total)
+        return total
 
     async def _announce(self, report: ScanReport) -> None:
         hooks = self.kernel.hooks
         index = self.kernel.index
+        if report.moved:
+            await hooks.on_files_moved(report.moved)
         for hook, ids in (
             (hooks.on_file_discovered, report.new + report.returned),
             (hooks.on_file_changed, report.changed),
@@ -277,14 +276,7 @@ class Scanner:
     async def scan(self, *, full: bool = True, progress: Progress | None = None) -> ScanReport:
         """Scan every library, hash what is new, then let plugins drain their backlogs."""
         async with self.lock:
-            total = ScanReport()
-            for library in self.kernel.libraries:
-                report = await self.scan_library(library, full=full, progress=progress)
-                total.seen += report.seen
-                total.new += report.new
-                total.changed += report.changed
-                total.returned += report.returned
-                total.missing += report.missing
+            total = await self._scan(list(self.kernel.libraries), full=full, progress=progress)
             hashed, failed = await self.hash_backlog(progress=progress)
             total.hashed, total.failed = hashed, failed
             await self.drain_backlogs()
@@ -372,9 +364,10 @@ class Scanner:
                 if full:
                     last_full = time.monotonic()
                 log.info(
-                    "%s scan: %d new, %d changed, %d missing, %d hashed",
+                    "%s scan: %d new, %d moved, %d changed, %d missing, %d hashed",
                     "full" if full else "quick",
                     len(report.new),
+                    len(report.moved),
                     len(report.changed),
                     len(report.missing),
                     report.hashed,

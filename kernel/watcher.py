@@ -18,7 +18,7 @@ from watchfiles import Change, awatch
 
 from kernel.index import Stat
 from kernel.libraries import Library
-from kernel.scanner import link_allowed, walk, within
+from kernel.walk import link_allowed, walk, within
 from media.mediatypes import media_type_for
 
 if TYPE_CHECKING:
@@ -80,9 +80,14 @@ class Watcher:
         """Apply one debounced batch of events to the index and fire hooks.
 
         A folder moved into a library arrives as one event for the folder, so a new
-        folder is walked; a folder that vanished takes its indexed files with it.
+        folder is walked; a folder that vanished takes its indexed files with it. The
+        batch is applied at once (``Ingest.apply_batch``), so a file or folder renamed
+        or moved (also to another library) keeps its rows instead of being removed and
+        added again.
         """
         touched: dict[str, tuple[Library, str]] = {}
+        gone: list[tuple[Library, str]] = []
+        gone_folders: list[tuple[Library, str]] = []
         for change, path in changes:
             located = self._locate(path)
             if located is None:
@@ -90,9 +95,9 @@ class Watcher:
             library, rel_path = located
             if change == Change.deleted:
                 if media_type_for(path) is None:
-                    await self.kernel.ingest.remove_folder(library, rel_path)
+                    gone_folders.append(located)
                 else:
-                    await self.kernel.ingest.remove(library, rel_path)
+                    gone.append(located)
             elif media_type_for(path) is not None:
                 if os.path.islink(path) and not link_allowed(path, str(library.root), self._skip()):
                     continue
@@ -105,13 +110,13 @@ class Watcher:
                         f"{rel_path}/{stat.rel_path}",
                     )
         stable = await asyncio.gather(*(wait_until_stable(Path(p)) for p in touched))
+        arrived: list[tuple[Library, Stat]] = []
         for (path, (library, rel_path)), st in zip(touched.items(), stable, strict=True):
             if st is None or not Path(path).is_file():
                 continue
             media_type = media_type_for(path) or "photo"
-            await self.kernel.ingest.add(
-                library, Stat(rel_path, st.st_size, st.st_mtime_ns, media_type)
-            )
+            arrived.append((library, Stat(rel_path, st.st_size, st.st_mtime_ns, media_type)))
+        await self.kernel.ingest.apply_batch(gone, gone_folders, arrived)
         if touched:
             await self.kernel.scanner.hash_backlog()
 

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "INPUT_DEMUXERS",
@@ -141,7 +142,26 @@ def _stderr_tail(stderr: bytes) -> str:
     return "\n".join(lines[-_STDERR_LINES:])
 
 
+#: An OpenTelemetry tracer a tracing plugin sets while it runs: each ``run_ffmpeg`` is then
+#: a span ``ffmpeg``. None (the default): no span, no import of OpenTelemetry.
+tracer: Any = None
+
+
 def run_ffmpeg(
+    args: Sequence[str],
+    *,
+    timeout: float,
+    nice: bool = False,
+    cwd: str | os.PathLike[str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ffmpeg with ``args``; see ``_run_ffmpeg`` (a span of its own when traced)."""
+    if tracer is None:
+        return _run_ffmpeg(args, timeout=timeout, nice=nice, cwd=cwd)
+    with tracer.start_as_current_span("ffmpeg", attributes={"ffmpeg.args": " ".join(args)[:400]}):
+        return _run_ffmpeg(args, timeout=timeout, nice=nice, cwd=cwd)
+
+
+def _run_ffmpeg(
     args: Sequence[str],
     *,
     timeout: float,

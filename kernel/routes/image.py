@@ -20,10 +20,10 @@ from litestar.params import FromQuery, QueryParameter
 
 from kernel.index import Stat
 from kernel.libraries import PathRefused, ResolvedPath
-from kernel.scanner import link_allowed, within
 from kernel.schemas import BAD_REQUEST
 from kernel.types import FileRef
 from kernel.versioned import VersionedCache
+from kernel.walk import link_allowed, within
 from media.mediatypes import content_type_for, media_type_for
 from media.serving import send_file
 

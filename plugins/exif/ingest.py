@@ -59,7 +59,7 @@ class GroupWriter:
             await asyncio.to_thread(store.upsert, self.kernel, rows)
 
 
-def backlog_query(limit: int) -> Any:
+def backlog_query(limit: int | None) -> Any:
     """Present, hashed files without a row for their current content (the anti-join)."""
     done = exists().where(
         and_(

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from sqlalchemy import func, select
 
 import kernel
 from kernel import SearchFilter, SearchQuery, SearchSort, Tool, hookimpl
@@ -72,6 +73,13 @@ class Plugin(kernel.Plugin[ExifSettings]):
     @hookimpl
     async def drain_backlog(self, limit: int) -> int:
         return await self.ingest.drain(limit)
+
+    @hookimpl
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        """Hashed files whose metadata is not read yet (the backlog's anti-join, counted)."""
+        pending = select(func.count()).select_from(ingest.backlog_query(None).subquery())
+        with self.kernel.db.read() as conn:
+            return {"exif": {"pending": int(conn.execute(pending).scalar_one())}}
 
     @hookimpl
     async def on_file_changed(self, file: FileRef) -> None:

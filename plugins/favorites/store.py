@@ -130,3 +130,18 @@ def flags(
     for file_id in chosen:
         extras[file_id]["favorite"] = True
     return extras
+
+
+def counts_of(kernel: Kernel, files_: Sequence[FileRef]) -> list[tuple[int, int]]:
+    """(file id, number of users) of the files among ``files_`` someone made a favourite."""
+    ids = [ref.id for ref in files_]
+    found: list[tuple[int, int]] = []
+    with kernel.db.read() as conn:
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(
+                select(favorites.c.file_id, func.count())
+                .where(favorites.c.file_id.in_(ids[start : start + 500]))
+                .group_by(favorites.c.file_id)
+            )
+            found += [(file_id, int(n)) for file_id, n in rows]
+    return found

@@ -22,7 +22,7 @@ from kernel import hookimpl
 from kernel.plugin import Plugin as KernelPlugin
 from kernel.types import FileRef
 
-from . import layout
+from . import jobs, layout
 from .settings import HlsSettings
 from .worker import HlsService
 
@@ -97,6 +97,13 @@ class Plugin(KernelPlugin[HlsSettings]):
     @hookimpl
     async def drain_backlog(self, limit: int) -> int:
         return await self.service.drain(limit)
+
+    @hookimpl
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        """Jobs by status; ``pending`` is the queued ones."""
+        counts = jobs.counts(self.kernel.db)
+        counts["pending"] = counts.get("queued", 0)
+        return {"hls": counts}
 
     @hookimpl
     async def on_file_changed(self, file: FileRef) -> None:

@@ -21,7 +21,7 @@ from kernel.libraries import PathRefused
 from kernel.tables import files
 from kernel.types import FileRef, InvalidParameter
 
-from .tables import name_key, tagged_photo, tags
+from .tables import name_key, tag_counts, tagged_photo, tags
 
 MAX_NAME_LENGTH = 255
 MAX_BATCH_PATHS = 5_000
@@ -313,3 +313,18 @@ def delete_tag(kernel: Kernel, tag_id: int) -> dict[str, Any]:
         ).rowcount
         conn.execute(delete(tags).where(tags.c.id == tag_id))
     return {"deleted": tag_id, "files": untagged or 0}
+
+
+def counts_of(kernel: Kernel, file_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """(file id, number of tags) of the files among ``file_ids`` that have any."""
+    found: list[tuple[int, int]] = []
+    with kernel.db.read() as conn:
+        for start in range(0, len(file_ids), 500):
+            chunk = list(file_ids[start : start + 500])
+            rows = conn.execute(
+                select(tag_counts.c.file_id, tag_counts.c.tag_count).where(
+                    tag_counts.c.file_id.in_(chunk), tag_counts.c.tag_count > 0
+                )
+            )
+            found += [(row.file_id, row.tag_count) for row in rows]
+    return found

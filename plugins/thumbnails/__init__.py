@@ -27,6 +27,7 @@ from .settings import ThumbnailSettings
 from .worker import Thumbnailer, Unrenderable
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     import click
@@ -133,12 +134,28 @@ class Plugin(KernelPlugin[ThumbnailSettings]):
         return await self.thumbnailer.drain(limit, budget)
 
     @hookimpl
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        """Present files by state: ``pending`` (no row yet), ``done``, ``failed``."""
+        counts = store.counts(self.kernel.db)
+        counts["pending"] = counts.pop("none", 0)
+        return {"thumbnails": counts}
+
+    @hookimpl
     def on_file_changed(self, file: FileRef) -> None:
         self._discard(file)
 
     @hookimpl
     def on_file_removed(self, file: FileRef) -> None:
         self._discard(file)
+
+    @hookimpl
+    def on_files_moved(self, moves: Sequence[tuple[FileRef, FileRef]]) -> None:
+        """Renditions are stored under the path: rename them along (no render). The state
+        row is keyed by the file's id, which a move keeps."""
+        for old, new in moves:
+            layout.move(
+                self.storage, (old.library_id, old.rel_path), (new.library_id, new.rel_path)
+            )
 
     # --- serving ---------------------------------------------------------------------------
 

@@ -171,14 +171,38 @@ def remove(paths: list[Path], stop_at: list[Path]) -> int:
             removed += 1
         except FileNotFoundError:
             continue
-        parent = path.parent
-        while parent.resolve() not in roots and parent != parent.parent:
-            try:
-                parent.rmdir()  # only succeeds when empty
-            except OSError:
-                break
-            parent = parent.parent
+        _prune(path.parent, roots)
     return removed
+
+
+def _prune(parent: Path, roots: set[Path]) -> None:
+    """Delete ``parent`` and its ancestors while they are empty, up to a storage root."""
+    while parent.resolve() not in roots and parent != parent.parent:
+        try:
+            parent.rmdir()  # only succeeds when empty
+        except OSError:
+            break
+        parent = parent.parent
+
+
+def move(storage: Storage, old: tuple[int, str], new: tuple[int, str]) -> int:
+    """Rename every rendition of a moved file (``(library_id, rel_path)`` before and
+    after) to where the new path keeps it; returns how many. A rendition left at the new
+    place by a file that stood there before is replaced: it showed other content."""
+    moved = 0
+    roots = {p.resolve() for p in storage.roots}
+    olds, news = all_paths(storage, *old), all_paths(storage, *new)
+    for source, target in zip(olds, news, strict=True):
+        if not source.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source, target)
+        except FileNotFoundError:
+            continue
+        moved += 1
+        _prune(source.parent, roots)
+    return moved
 
 
 def _walk_files(root: Path) -> Iterator[os.DirEntry[str]]:

@@ -98,7 +98,7 @@ def test_watcher_events_index_new_files_and_mark_removed_ones(tmp_path, library)
     gone = make_jpeg(library / "gone.jpg")
     with harness(tmp_path) as h:
         h.scan()
-        fresh = make_jpeg(library / "fresh.jpg")
+        fresh = make_jpeg(library / "fresh.jpg", color=(1, 2, 3))  # not gone.jpg moved
         gone.unlink()
         h.run(h.kernel.watcher.handle, {(Change.added, str(fresh)), (Change.deleted, str(gone))})
         state = rows(h)
@@ -185,8 +185,8 @@ def test_kill_9_mid_scan_then_restart_loses_nothing(tmp_path, library):
 def test_watcher_handles_folders_moved_in_and_out(tmp_path, library):
     outside = tmp_path / "outside"
     make_jpeg(outside / "trip" / "a.jpg")
-    make_jpeg(outside / "trip" / "day2" / "b.jpg")
-    make_jpeg(library / "old" / "c.jpg")
+    make_jpeg(outside / "trip" / "day2" / "b.jpg", color=(1, 2, 3))
+    make_jpeg(library / "old" / "c.jpg", color=(3, 2, 1))  # other content: not a move
     with harness(tmp_path) as h:
         h.scan()
         (outside / "trip").rename(library / "trip")

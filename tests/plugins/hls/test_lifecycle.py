@@ -171,6 +171,28 @@ def test_a_removed_video_loses_its_rendition(tmp_path, library, clips, player):
         assert h.get("/video/stream", params={"path": "a.mp4"}).status_code == 404
 
 
+def test_a_moved_video_keeps_its_rendition(tmp_path, library, clips, player):
+    """The job and its segments are keyed by the file's id, which a move keeps: the new
+    path plays the same rendition at once, no second ffmpeg run."""
+    shutil.copy(clips["h264_aac.mp4"], library / "a.mp4")
+    with harness(tmp_path, ["hls"], plugins_toml=ON_DEMAND) as h:
+        h.scan()
+        h.post("/video/generate", json={"path": "a.mp4"})
+        player.wait(h, "a.mp4")
+        (before,) = job_rows(h)
+        (library / "trip").mkdir()
+        (library / "a.mp4").rename(library / "trip" / "renamed.mp4")
+        assert len(h.scan().moved) == 1
+        (after,) = job_rows(h)
+        assert (after.file_id, after.out_key, after.attempts) == (
+            before.file_id, before.out_key, before.attempts,
+        )  # fmt: skip
+        status = h.get("/video/status", params={"path": "trip/renamed.mp4"}).json()
+        assert status["status"] == "done"
+        playlist = h.get("/video/stream", params={"path": "trip/renamed.mp4"}).text
+        assert player.play(h, playlist).seconds == pytest.approx(6.0, abs=0.5)
+
+
 def test_changes_made_while_the_plugin_was_off_are_caught_up(tmp_path, library, clips, player):
     shutil.copy(clips["h264_aac.mp4"], library / "gone.mp4")
     shutil.copy(clips["h264_aac.mp4"], library / "edited.mp4")

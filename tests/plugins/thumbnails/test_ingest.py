@@ -275,3 +275,34 @@ def test_kill_9_mid_ingest_leaves_nothing_broken(tmp_path: Path, library: Path) 
             with Image.open(path) as im:
                 im.load()
                 assert im.size == (200, 133)
+
+
+def test_a_moved_file_keeps_its_renditions_without_a_render(tmp_path: Path, library: Path) -> None:
+    """Renamed along with the file (also into another library), never rendered again."""
+    other = tmp_path / "other"
+    other.mkdir()
+    make_jpeg(library / "a" / "x.jpg", size=(400, 300))
+    make_jpeg(library / "y.jpg", size=(300, 400))
+    toml = f'[[kernel.libraries]]\nid = 2\nname = "family"\npath = "{other}"\n'
+    with harness(tmp_path, ["thumbnails"], plugins_toml=toml) as h:
+        h.scan()
+        before = {name: thumb_path(h, name).stat() for name in ("a/x.jpg", "y.jpg")}
+        attempts = {name: row.attempts for name, row in rows(h).items()}
+        (library / "b").mkdir()
+        (library / "a" / "x.jpg").rename(library / "b" / "x.jpg")
+        (library / "y.jpg").rename(other / "y.jpg")
+        report = h.scan()
+        assert len(report.moved) == 2
+        moved_x = thumb_path(h, "b/x.jpg").stat()
+        moved_y = (storage(h).thumbnails / "2" / "y.jpg.thumb.jpg").stat()
+        assert moved_x.st_ino == before["a/x.jpg"].st_ino  # the same file, renamed
+        assert moved_y.st_ino == before["y.jpg"].st_ino
+        assert not (storage(h).thumbnails / "1" / "a").exists()  # empty folder pruned
+        assert not thumb_path(h, "y.jpg").exists()
+        assert {name: row.attempts for name, row in rows(h).items()} == {
+            "b/x.jpg": attempts["a/x.jpg"],
+            "y.jpg": attempts["y.jpg"],
+        }
+        served = h.get("/image", params={"path": "b/x.jpg", "size": "thumb"})
+        assert served.status_code == 200
+        assert thumb_path(h, "b/x.jpg").stat().st_ino == before["a/x.jpg"].st_ino
