@@ -10,7 +10,7 @@ import msgspec
 from litestar import delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from kernel.deps import CurrentUser
 from kernel.types import InvalidParameter
@@ -55,7 +55,7 @@ async def list_persons(plugin: PluginDep) -> list[Person]:
 
 
 @post("/persons", summary="Create a person (names are unique in any case)", status_code=201)
-async def create_person(plugin: PluginDep, data: NewPerson) -> Person:
+async def create_person(plugin: PluginDep, data: JSONBody[NewPerson]) -> Person:
     row = await _call(
         lambda: persons.create(
             plugin.kernel.db, data.name, notes=data.notes, entity_id=data.entity_id
@@ -65,12 +65,14 @@ async def create_person(plugin: PluginDep, data: NewPerson) -> Person:
 
 
 @get("/persons/{person_id:int}", summary="One person")
-async def get_person(plugin: PluginDep, person_id: int) -> Person:
+async def get_person(plugin: PluginDep, person_id: FromPath[int]) -> Person:
     return msgspec.convert(await _call(_one, plugin, person_id), Person)
 
 
 @patch("/persons/{person_id:int}", summary="Rename a person, change notes or cover")
-async def patch_person(plugin: PluginDep, person_id: int, data: PersonPatch) -> Person:
+async def patch_person(
+    plugin: PluginDep, person_id: FromPath[int], data: JSONBody[PersonPatch]
+) -> Person:
     changes = msgspec.structs.asdict(data)
     changes = {k: v for k, v in changes.items() if v is not msgspec.UNSET}
     row = await _call(persons.update_person, plugin.kernel.db, person_id, changes)
@@ -80,19 +82,24 @@ async def patch_person(plugin: PluginDep, person_id: int, data: PersonPatch) -> 
 @delete(
     "/persons/{person_id:int}", summary="Delete a person (faces stay, unassigned)", status_code=204
 )
-async def delete_person(plugin: PluginDep, person_id: int) -> None:
+async def delete_person(plugin: PluginDep, person_id: FromPath[int]) -> None:
     await _call(persons.delete_person, plugin.kernel.db, person_id)
 
 
 @post("/persons/{person_id:int}/merge", summary="Move every face to another person; delete this")
-async def merge_person(plugin: PluginDep, person_id: int, data: Merge) -> Person:
+async def merge_person(
+    plugin: PluginDep, person_id: FromPath[int], data: JSONBody[Merge]
+) -> Person:
     row = await _call(persons.merge, plugin.kernel.db, person_id, data.into)
     return msgspec.convert(row, Person)
 
 
 @get("/persons/{person_id:int}/faces", summary="A person's faces")
 async def person_faces(
-    plugin: PluginDep, person_id: int, limit: FromQuery[int] = 100, offset: FromQuery[int] = 0
+    plugin: PluginDep,
+    person_id: FromPath[int],
+    limit: FromQuery[int] = 100,
+    offset: FromQuery[int] = 0,
 ) -> list[Face]:
     _page(limit, offset)
 
@@ -112,7 +119,7 @@ async def person_faces(
 async def person_photos(
     plugin: PluginDep,
     user: CurrentUser,
-    person_id: int,
+    person_id: FromPath[int],
     limit: FromQuery[int] = 100,
     offset: FromQuery[int] = 0,
 ) -> PersonPhotos:

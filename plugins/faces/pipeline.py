@@ -126,9 +126,12 @@ class Pipeline:
     async def drain(self, limit: int, budget_seconds: float) -> int:
         """Detect up to ``min(limit, backlog_max_per_tick)`` pending photos; returns how
         many were stored. Failed calls do not count against the cap; no new call starts
-        after ``budget_seconds`` or once Apollo proved unreachable."""
+        after ``budget_seconds`` or once Apollo proved unreachable. Detections that
+        ``on_hashed`` started are waited for first."""
         cap = min(limit, self.settings.backlog_max_per_tick)
         deadline = time.monotonic() + budget_seconds
+        if self.tasks:  # the ingest detections under way finish first (never sent twice)
+            await asyncio.wait(list(self.tasks), timeout=budget_seconds)
         processed = failures = 0
 
         def going() -> bool:

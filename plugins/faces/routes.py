@@ -16,7 +16,7 @@ import msgspec
 from litestar import Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 from sqlalchemy import select
 
@@ -29,6 +29,7 @@ from media.serving import serve_file
 from . import (
     Plugin,  # loaded lazily by Plugin.routes(), once the package is complete
     images,
+    persons,
     search,
     store,
 )
@@ -78,6 +79,17 @@ async def _photo_faces(plugin: Plugin, ref: FileRef) -> PhotoFaces:
     )  # fmt: skip
 
 
+async def _known_person(plugin: Plugin, person_id: int) -> None:
+    def check() -> None:
+        with plugin.kernel.db.read() as conn:
+            persons.require(conn, person_id)
+
+    try:
+        await asyncio.to_thread(check)
+    except PersonError as exc:
+        raise _person_error(exc) from None
+
+
 def _apollo_failed(exc: ApolloError) -> HTTPException:
     return HTTPException(status_code=502, detail=f"Apollo: {exc}")
 
@@ -104,13 +116,15 @@ def _checked_box(raw: list[float]) -> tuple[float, float, float, float]:
 
 
 @post("/image/faces", summary="Add a face drawn by hand", status_code=201)
-async def add_face(plugin: PluginDep, data: ManualFace) -> Face:
+async def add_face(plugin: PluginDep, data: JSONBody[ManualFace]) -> Face:
     """Crop the upright photo around the box (padded by half its size), ask Apollo for
     the embedding; when Apollo finds no face there the answer is 422, unless ``force``
     keeps the box with a zero vector (bound by hand only, never clustered)."""
     pipeline = _pipeline(plugin)
     bbox = _checked_box(data.bbox)
     ref = await _photo(plugin, data.library, data.path)
+    if data.person_id is not None:
+        await _known_person(plugin, data.person_id)
     settings = plugin.settings
     try:
         picture = await images.photo(plugin.kernel, ref, settings.detect_max_side)
@@ -164,8 +178,12 @@ async def rerun_photo(plugin: Plugin, ref: FileRef) -> PhotoFaces:
     return await _photo_faces(plugin, ref)
 
 
-@post("/image/faces/rerun", summary="Detect a photo's faces again (manual faces stay)")
-async def rerun_by_path(plugin: PluginDep, data: Rerun) -> PhotoFaces:
+@post(
+    "/image/faces/rerun",
+    summary="Detect a photo's faces again (manual faces stay)",
+    status_code=200,
+)
+async def rerun_by_path(plugin: PluginDep, data: JSONBody[Rerun]) -> PhotoFaces:
     _pipeline(plugin)
     return await rerun_photo(plugin, await _photo(plugin, data.library, data.path))
 
@@ -192,8 +210,9 @@ def _file_of_row(plugin: Plugin, row_id: int) -> FileRef | None:
 @post(
     ["/faces/{face_id:int}/rerun", "/image/faces/{face_id:int}/rerun"],
     summary="Detect again the photo a face (or a scan marker) belongs to",
+    status_code=200,
 )
-async def rerun_by_face(plugin: PluginDep, face_id: int) -> PhotoFaces:
+async def rerun_by_face(plugin: PluginDep, face_id: FromPath[int]) -> PhotoFaces:
     _pipeline(plugin)
     ref = await asyncio.to_thread(_file_of_row, plugin, face_id)
     if ref is None:
@@ -226,13 +245,13 @@ async def unassigned_faces(
 
 
 @get("/faces/{face_id:int}", summary="One face")
-async def get_face(plugin: PluginDep, face_id: int) -> Face:
+async def get_face(plugin: PluginDep, face_id: FromPath[int]) -> Face:
     _pipeline(plugin)
     return await _face(plugin, face_id)
 
 
 @patch("/faces/{face_id:int}", summary="Bind a face to a person, or unassign it (null)")
-async def patch_face(plugin: PluginDep, face_id: int, data: FacePatch) -> Face:
+async def patch_face(plugin: PluginDep, face_id: FromPath[int], data: JSONBody[FacePatch]) -> Face:
     _pipeline(plugin)
     try:
         found = await asyncio.to_thread(store.set_person, plugin.kernel.db, face_id, data.person_id)
@@ -244,7 +263,7 @@ async def patch_face(plugin: PluginDep, face_id: int, data: FacePatch) -> Face:
 
 
 @delete("/faces/{face_id:int}", summary="Delete a face", status_code=204)
-async def delete_face(plugin: PluginDep, face_id: int) -> None:
+async def delete_face(plugin: PluginDep, face_id: FromPath[int]) -> None:
     _pipeline(plugin)
     row = await asyncio.to_thread(store.delete_face, plugin.kernel.db, face_id)
     if row is None:
@@ -257,7 +276,9 @@ def _crop_path(plugin: Plugin, face_id: int, content_hash: str) -> Any:
 
 
 @get("/faces/{face_id:int}/crop", summary="A JPEG of the face", media_type="image/jpeg")
-async def face_crop(plugin: PluginDep, request: Request, face_id: int) -> Response[bytes] | Stream:
+async def face_crop(
+    plugin: PluginDep, request: Request, face_id: FromPath[int]
+) -> Response[bytes] | Stream:
     """Made once from the upright photo and kept in the data folder; served like a
     thumbnail (ETag, ``Cache-Control: private, max-age=cache_seconds``)."""
     _pipeline(plugin)
