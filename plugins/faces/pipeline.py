@@ -133,6 +133,7 @@ class Pipeline:
         if self.tasks:  # the ingest detections under way finish first (never sent twice)
             await asyncio.wait(list(self.tasks), timeout=budget_seconds)
         processed = failures = 0
+        tried: set[str] = set()  # a photo is tried once per drain, whatever its backoff
 
         def going() -> bool:
             return (
@@ -142,10 +143,11 @@ class Pipeline:
 
         while going():
             now = time.monotonic()
-            skip = self.in_flight | {h for h in self.retry_at if self._waiting(h, now)}
+            skip = tried | self.in_flight | {h for h in self.retry_at if self._waiting(h, now)}
             batch = await asyncio.to_thread(self._candidates, cap - processed, skip)
             if not batch:
                 break
+            tried.update(f.content_hash or "" for f in batch)
             queue = deque(batch)
 
             async def worker(queue: deque[FileRef]) -> None:
