@@ -7,8 +7,8 @@ from __future__ import annotations
 import resource
 
 import pytest
-from fake_apollo import FakeApollo
 from faces_support import closed_port_url, drain, faces_app, faces_of, photo
+from fake_apollo import FakeApollo
 
 pytestmark = pytest.mark.db
 
