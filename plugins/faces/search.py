@@ -53,7 +53,7 @@ def person_extras(db: Database, refs: Sequence[FileRef]) -> dict[int, dict[str, 
     with db.read() as conn:
         for start in range(0, len(hashes), EXTRAS_CHUNK):
             rows = conn.execute(
-                select(fd.c.content_hash, persons.c.id, persons.c.name)
+                select(fd.c.content_hash, persons.c.id, persons.c.name, persons.c.name_key)
                 .join(persons, persons.c.id == fd.c.person_id)
                 .where(fd.c.content_hash.in_(hashes[start : start + EXTRAS_CHUNK]))
                 .distinct()
