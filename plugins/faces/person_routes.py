@@ -125,8 +125,7 @@ async def person_photos(
 ) -> PersonPhotos:
     _page(limit, offset)
     kernel = plugin.kernel
-    await _call(_one, plugin, person_id)
-    total, refs = await asyncio.to_thread(
+    total, refs = await _call(
         search.person_photos, kernel.db, kernel.index, person_id, limit, offset
     )
     entries = await kernel.catalog.entries(refs, user.id)

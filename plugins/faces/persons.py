@@ -74,21 +74,17 @@ def reset_cover_if(conn: Connection, person_id: int, face_id: int) -> None:
         reset_cover(conn, person_id)
 
 
-def _face_counts() -> Any:
-    return (
-        select(fd.c.person_id, func.count().label("face_count"))
-        .where(fd.c.person_id.isnot(None))
-        .group_by(fd.c.person_id)
-        .subquery()
-    )
-
-
 def _listing() -> Any:
-    counts = _face_counts()
-    face_count = func.coalesce(counts.c.face_count, 0).label("face_count")
-    return select(persons_table, face_count).select_from(
-        persons_table.outerjoin(counts, counts.c.person_id == persons_table.c.id)
+    """Persons with their face count: a count per person on ``ix_face_person`` (a
+    GROUP BY over every face would cost the same for one person as for all)."""
+    face_count = (
+        select(func.count())
+        .where(fd.c.person_id == persons_table.c.id)
+        .correlate(persons_table)
+        .scalar_subquery()
+        .label("face_count")
     )
+    return select(persons_table, face_count)
 
 
 def person_json(row: Any) -> dict[str, Any]:

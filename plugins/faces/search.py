@@ -16,6 +16,7 @@ from kernel.index import FILE_COLUMNS
 from kernel.tables import files
 from kernel.types import FileRef, SearchFilter, SearchParam, SearchQuery
 
+from . import persons as persons_store
 from . import store
 from .pipeline import cosine
 from .tables import face_detections as fd
@@ -68,10 +69,12 @@ def person_extras(db: Database, refs: Sequence[FileRef]) -> dict[int, dict[str, 
 def person_photos(
     db: Database, index: Any, person_id: int, limit: int, offset: int
 ) -> tuple[int, list[FileRef]]:
-    """(total, page) of the present files showing a person, newest file row first."""
+    """(total, page) of the present files showing a person, newest file row first
+    (PersonError 404 for an unknown person)."""
     hashes = select(fd.c.content_hash).where(fd.c.person_id == person_id)
     where = (files.c.content_hash.in_(hashes), files.c.status == "present")
     with db.read() as conn:
+        persons_store.require(conn, person_id)
         total = conn.execute(select(func.count()).select_from(files).where(*where)).scalar_one()
         rows = conn.execute(
             select(*FILE_COLUMNS)

@@ -94,6 +94,7 @@ class FakeApollo:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body leave at once, like a real server
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -101,7 +102,10 @@ class FakeApollo:
             def do_POST(self) -> None:
                 fake.handle(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128  # every client connection is accepted, none refused
+
+        self.server = Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -209,6 +213,7 @@ class FakeApollo:
 
 
 if __name__ == "__main__":  # a fake of its own process (the benchmark uses it)
+    sys.setswitchinterval(0.0005)  # a thread waking from its delay gets the GIL at once
     fake = FakeApollo(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
     if len(sys.argv) > 2:
         fake.delay = float(sys.argv[2])
