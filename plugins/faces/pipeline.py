@@ -1,0 +1,289 @@
+"""Detection: which photos go to Apollo, when, and what is stored.
+
+The database is the queue: a photo (content hash) without a row is pending. ``on_hashed``
+starts a detection at once when a slot is free and otherwise leaves the photo to
+``drain``, which every scanner tick takes up to ``backlog_max_per_tick`` pending photos
+with an anti-join and runs them through ``detect_concurrency`` workers. A content hash
+being detected is *in flight* and never sent twice at once; its rows are written in one
+transaction only after Apollo answered, so a kill at any moment loses only calls whose
+answer was not stored yet, and those photos are still pending at the next start.
+
+Failures: a transient one (Apollo down, slow, 5xx) stores nothing and puts the photo
+(or, when Apollo cannot be reached at all, the whole backlog) on an exponential backoff
+held in memory; a refusal (4xx), a broken answer or an unreadable photo stores a
+``failed`` marker with the reason, which ``imageapi faces retry-failed`` clears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import exists, select
+
+from kernel.types import FileRef
+
+from . import images, persons, store
+from .apollo import Apollo, BadResponse, Rejected, Transient
+from .settings import FaceSettings
+from .tables import face_detections as fd
+from .tables import name_key
+from .tables import persons as persons_table
+
+if TYPE_CHECKING:
+    from kernel.core import Kernel
+
+log = logging.getLogger(__name__)
+
+STORED, TRANSIENT, SKIPPED = "stored", "transient", "skipped"
+
+
+def cosine(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Cosine of each row of ``matrix`` with ``vector`` (0 where a norm is 0)."""
+    norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(vector))
+    dots = matrix @ vector
+    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+
+
+class Pipeline:
+    """The detection work of one plugin instance (one Apollo client)."""
+
+    def __init__(self, kernel: Kernel, settings: FaceSettings, apollo: Apollo) -> None:
+        self.kernel = kernel
+        self.settings = settings
+        self.apollo = apollo
+        self.in_flight: set[str] = set()
+        self.retry_at: dict[str, tuple[float, int]] = {}  # hash -> (monotonic time, failures)
+        self.paused_until = 0.0
+        self.pauses = 0
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    # --- what goes to Apollo -----------------------------------------------------------------
+
+    def wanted(self, file: FileRef) -> bool:
+        """A hashed photo outside ``EXCLUDED_DIRS``: videos and excluded paths never go."""
+        return (
+            file.media_type == "photo"
+            and file.content_hash is not None
+            and not self.kernel.excluder.is_excluded(file.rel_path)
+        )
+
+    def _waiting(self, content_hash: str, now: float) -> bool:
+        due = self.retry_at.get(content_hash)
+        return due is not None and due[0] > now
+
+    def _backoff(self, content_hash: str, exc: Transient) -> None:
+        _due, failures = self.retry_at.get(content_hash, (0.0, 0))
+        delay = min(self.settings.retry_base_seconds * 2**failures, self.settings.retry_max_seconds)
+        self.retry_at[content_hash] = (time.monotonic() + delay, failures + 1)
+        log.warning("faces: detection of %s failed (%s); retry in %.0f s", content_hash, exc, delay)
+
+    def _pause(self, exc: Transient) -> None:
+        """Apollo cannot be reached: no call at all until the backoff has passed."""
+        s = self.settings
+        delay = min(s.retry_base_seconds * 2**self.pauses, s.retry_max_seconds)
+        self.pauses += 1
+        self.paused_until = time.monotonic() + delay
+        log.warning("faces: Apollo unreachable (%s); detection paused for %.0f s", exc, delay)
+
+    def paused(self) -> bool:
+        return time.monotonic() < self.paused_until
+
+    # --- ingest --------------------------------------------------------------------------------
+
+    async def on_hashed(self, file: FileRef) -> None:
+        """Detect now when a slot is free; otherwise the next drain will (never blocks)."""
+        h = file.content_hash
+        if not self.wanted(file) or h is None or h in self.in_flight or self.paused():
+            return
+        if self._waiting(h, time.monotonic()):
+            return
+        if len(self.in_flight) >= self.settings.detect_concurrency:
+            return
+        self.in_flight.add(h)
+        task = asyncio.create_task(self._detect_if_new(file), name=f"faces: {file.rel_path}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _detect_if_new(self, file: FileRef) -> None:
+        try:
+            if await asyncio.to_thread(self._is_scanned, file.content_hash):
+                return
+            await self.process(file, claimed=True)
+        except Exception:
+            log.exception("faces: detection of %s failed", file.rel_path)
+        finally:
+            self.in_flight.discard(file.content_hash or "")
+
+    def _is_scanned(self, content_hash: str | None) -> bool:
+        with self.kernel.db.read() as conn:
+            return store.is_scanned(conn, content_hash or "")
+
+    async def drain(self, limit: int, budget_seconds: float) -> int:
+        """Detect up to ``min(limit, backlog_max_per_tick)`` pending photos; returns how
+        many were stored. Failed calls do not count against the cap; no new call starts
+        after ``budget_seconds`` or once Apollo proved unreachable. Detections that
+        ``on_hashed`` started are waited for first."""
+        cap = min(limit, self.settings.backlog_max_per_tick)
+        deadline = time.monotonic() + budget_seconds
+        if self.tasks:  # the ingest detections under way finish first (never sent twice)
+            await asyncio.wait(list(self.tasks), timeout=budget_seconds)
+        processed = failures = 0
+        tried: set[str] = set()  # a photo is tried once per drain, whatever its backoff
+
+        def going() -> bool:
+            return (
+                processed < cap and failures < cap
+                and time.monotonic() < deadline and not self.paused()
+            )  # fmt: skip
+
+        while going():
+            now = time.monotonic()
+            skip = tried | self.in_flight | {h for h in self.retry_at if self._waiting(h, now)}
+            batch = await asyncio.to_thread(self._candidates, cap - processed, skip)
+            if not batch:
+                break
+            tried.update(f.content_hash or "" for f in batch)
+            queue = deque(batch)
+
+            async def worker(queue: deque[FileRef]) -> None:
+                nonlocal processed, failures
+                while queue and going():
+                    file = queue.popleft()
+                    if file.content_hash in self.in_flight:
+                        continue  # on_hashed took it meanwhile
+                    outcome = await self.process(file)
+                    if outcome == STORED:
+                        processed += 1
+                    elif outcome == TRANSIENT:
+                        failures += 1
+
+            workers = min(self.settings.detect_concurrency, len(batch))
+            await asyncio.gather(*(worker(queue) for _ in range(workers)))
+        return processed
+
+    def _candidates(self, limit: int, skip: set[str]) -> list[FileRef]:
+        """Pending photos, one file per content hash."""
+        with self.kernel.db.read() as conn:
+            rows = store.unscanned(conn, self.kernel.excluder, limit * 2, skip)
+        seen: set[str] = set()
+        picked = []
+        for ref in self.kernel.index.refs(rows):
+            if ref.content_hash not in seen:
+                seen.add(ref.content_hash or "")
+                picked.append(ref)
+        return picked[:limit]
+
+    # --- one photo -----------------------------------------------------------------------------
+
+    async def process(self, file: FileRef, *, claimed: bool = False) -> str:
+        """Detect one photo and store the outcome (unless it got rows meanwhile)."""
+        h = file.content_hash or ""
+        if not claimed:
+            if h in self.in_flight:
+                return SKIPPED
+            self.in_flight.add(h)
+        try:
+            try:
+                faces, model_version = await self.detect(file)
+            except Transient as exc:
+                if exc.unreachable:
+                    self._pause(exc)
+                else:
+                    self._backoff(h, exc)
+                return TRANSIENT
+            except (Rejected, BadResponse, images.NoPicture) as exc:
+                await asyncio.to_thread(
+                    store.store_detection, self.kernel.db, file.library_id, h, file.rel_path,
+                    [], status="failed", error=str(exc)[:1000],
+                )  # fmt: skip
+                log.info("faces: %s failed: %s", file.rel_path, exc)
+                self.retry_at.pop(h, None)
+                return STORED
+            if faces:
+                faces = await self.autobind(file, faces)
+            await asyncio.to_thread(
+                store.store_detection, self.kernel.db, file.library_id, h, file.rel_path,
+                faces, model_version=model_version,
+            )  # fmt: skip
+            self.retry_at.pop(h, None)
+            self.pauses = 0
+            return STORED
+        finally:
+            if not claimed:
+                self.in_flight.discard(h)
+
+    async def detect(self, file: FileRef) -> tuple[list[store.NewFace], str]:
+        """Apollo's faces of the upright photo, boxes normalised (raises on failure)."""
+        picture = await images.photo(self.kernel, file, self.settings.detect_max_side)
+        answer = await self.apollo.detect(picture.jpeg)
+        faces = [
+            store.NewFace(
+                store.clamp_box(*face.bbox, answer.width, answer.height),
+                np.asarray(face.embedding, dtype=np.float32),
+                float(face.confidence),
+                answer.model_version,
+            )
+            for face in answer.faces
+        ]
+        return [f for f in faces if f.bbox[2] > 0 and f.bbox[3] > 0], answer.model_version
+
+    # --- auto-bind -----------------------------------------------------------------------------
+
+    async def autobind(self, file: FileRef, faces: list[store.NewFace]) -> list[store.NewFace]:
+        """Bind new faces to persons named by the photo's tags (read through the
+        ``file_extras`` hook: no tags plugin, no auto-bind)."""
+        if not await asyncio.to_thread(self._any_person):
+            return faces
+        names: set[str] = set()
+        for extras in await self.kernel.hooks.file_extras([file], None):
+            for tag in (extras.get(file.id) or {}).get("tags") or ():
+                name = tag.get("name") if isinstance(tag, dict) else tag
+                if isinstance(name, str):
+                    names.add(name_key(name))
+        if not names:
+            return faces
+        return await asyncio.to_thread(self._bind, sorted(names), faces)
+
+    def _any_person(self) -> bool:
+        with self.kernel.db.read() as conn:
+            return conn.execute(select(exists().where(persons_table.c.id.isnot(None)))).scalar_one()
+
+    def _bind(self, keys: list[str], faces: list[store.NewFace]) -> list[store.NewFace]:
+        bound = list(faces)
+        with self.kernel.db.read() as conn:
+            for person in persons.by_name_keys(conn, keys):
+                free = [i for i, f in enumerate(bound) if f.person_id is None]
+                if not free:
+                    break
+                _rows, matrix = store.embeddings(conn, fd.c.person_id == person.id)
+                has_faces = conn.execute(
+                    select(exists().where(fd.c.person_id == person.id))
+                ).scalar_one()
+                if not has_faces:  # unconditional; the face becomes the cover on insert
+                    chosen = max(free, key=lambda i: bound[i].confidence or 0.0)
+                elif len(matrix):
+                    mean = matrix.mean(axis=0)
+                    candidates = np.stack([bound[i].embedding for i in free])
+                    scores = cosine(candidates, mean)
+                    best = int(np.argmax(scores))
+                    if scores[best] < self.settings.autobind_min_cos:
+                        continue
+                    chosen = free[best]
+                else:
+                    continue  # only forced faces: nothing to compare with
+                face = bound[chosen]
+                bound[chosen] = store.NewFace(
+                    face.bbox, face.embedding, face.confidence, face.model_version, person.id
+                )
+        return bound
+
+    async def close(self) -> None:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
