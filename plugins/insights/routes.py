@@ -18,7 +18,7 @@ import msgspec
 from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from kernel.deps import CurrentUser
 from kernel.schemas import BAD_REQUEST
@@ -60,7 +60,9 @@ def backend_errors(plugin: Plugin) -> Iterator[None]:
 
 @post("/insights/generate", summary="Write an insight for a photo (one model call)",
       status_code=200, responses=BAD_REQUEST)  # fmt: skip
-async def generate(plugin: PluginDep, user: CurrentUser, data: GenerateRequest) -> GeneratedInsight:
+async def generate(
+    plugin: PluginDep, user: CurrentUser, data: JSONBody[GenerateRequest]
+) -> GeneratedInsight:
     with backend_errors(plugin):
         done = await plugin.service.generate(data, user.id)
     return GeneratedInsight(**insight_of(done.row))
@@ -69,7 +71,7 @@ async def generate(plugin: PluginDep, user: CurrentUser, data: GenerateRequest) 
 @post("/insights/generate/agentic", summary="Write an insight with a tool-calling loop",
       status_code=200, responses=BAD_REQUEST)  # fmt: skip
 async def generate_agentic(
-    plugin: PluginDep, user: CurrentUser, data: AgenticRequest
+    plugin: PluginDep, user: CurrentUser, data: JSONBody[AgenticRequest]
 ) -> GeneratedInsight:
     with backend_errors(plugin):
         done = await plugin.service.generate_agentic(data, user.id)
@@ -107,7 +109,7 @@ async def all_insights(
 
 @post("/insights/rate", summary="Rate an insight up or down (null clears) for training export",
       status_code=200, responses=BAD_REQUEST)  # fmt: skip
-async def rate(plugin: PluginDep, data: RateRequest) -> Insight:
+async def rate(plugin: PluginDep, data: JSONBody[RateRequest]) -> Insight:
     row = await asyncio.to_thread(store.rate, plugin.kernel.db, data.insight_id, data.rating)
     if row is None:
         raise NotFoundException(f"no insight {data.insight_id}")
