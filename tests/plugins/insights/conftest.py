@@ -17,7 +17,7 @@ from kernel.testing import make_jpeg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from insights_fakes import FakeNominatim, FakeOllama, FakeOpenRouter  # noqa: E402
+from insights_fakes import FakeNominatim, FakeOllama, FakeOpenRouter
 
 KEY = "sk-or-v1-0123456789abcdef-secret-test-key"
 MODEL = "llava:7b"
@@ -77,8 +77,8 @@ def env_for(
         env["OPENROUTER_ALLOWED_MODELS"] = "openai/gpt-4o-mini, google/gemini-2.5-flash"
         env["OPENROUTER_HTTP_REFERER"] = "https://photos.example"
         env["OPENROUTER_APP_TITLE"] = "ImageApi"
-    if nominatim is not None:
-        env["NOMINATIM_URL"] = nominatim.url
+    # Never the public server from a test: a port nothing listens on unless given a fake.
+    env["NOMINATIM_URL"] = nominatim.url if nominatim is not None else "http://127.0.0.1:9"
     env.update(extra)
     return env
 

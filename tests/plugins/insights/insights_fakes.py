@@ -98,14 +98,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def start_stream(self, content_type: str) -> None:
+        """A streamed answer in chunked transfer encoding, as Ollama and OpenRouter send
+        them: a connection closed before the last chunk is visibly cut short."""
         self.send_response(200)
         self.send_header("Content-Type", content_type)
-        self.send_header("Connection", "close")  # the body ends when the connection does
+        self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self.close_connection = True
 
     def write(self, data: bytes) -> None:
-        self.wfile.write(data)
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
     def send_huge(self) -> None:
@@ -118,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.write(chunk)
                 fake.bytes_sent += len(chunk)
         except (BrokenPipeError, ConnectionResetError):
-            return
+            self.close_connection = True
 
 
 class _Server(ThreadingHTTPServer):
@@ -230,6 +235,7 @@ class FakeOllama(ScriptedModel):
             for n, piece in enumerate(pieces(say.content)):
                 if self.mode == "drop_mid" and n == 1:
                     handler.connection.shutdown(socket.SHUT_RDWR)
+                    handler.close_connection = True
                     return
                 line = {
                     "model": model,
@@ -253,6 +259,7 @@ class FakeOllama(ScriptedModel):
                 "eval_count": 10,
             }
             handler.write(json.dumps(done).encode() + b"\n")
+            handler.end_stream()
         except (BrokenPipeError, ConnectionResetError):
             return
 
@@ -306,6 +313,7 @@ class FakeOpenRouter(ScriptedModel):
             for n, piece in enumerate(pieces(say.content) if say.content else []):
                 if self.mode == "drop_mid" and n == 1:
                     handler.connection.shutdown(socket.SHUT_RDWR)
+                    handler.close_connection = True
                     return
                 handler.write(event({"role": "assistant", "content": piece}))
             for index, call in enumerate(calls):
@@ -320,6 +328,7 @@ class FakeOpenRouter(ScriptedModel):
                 }]}))  # fmt: skip
             handler.write(event({}, "tool_calls" if calls else "stop"))
             handler.write(b"data: [DONE]\n\n")
+            handler.end_stream()
         except (BrokenPipeError, ConnectionResetError):
             return
 

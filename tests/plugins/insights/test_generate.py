@@ -59,8 +59,15 @@ def test_single_shot_sends_the_picture_and_facts_and_stores_the_insight(
         assert sent["format"]["required"] == ["title", "summary"]
         user = sent["messages"][1]
         assert user["role"] == "user"
-        for fact in ("2024-07-14T18:30:00+02:00", "Canon EOS R6", "RF 35mm", "lake, summer",
-                     "Alice, Bob", "Cambridge, Massachusetts, United States", "42.374100"):
+        for fact in (
+            "2024-07-14T18:30:00+02:00",
+            "Canon EOS R6",
+            "RF 35mm",
+            "lake, summer",
+            "Alice, Bob",
+            "Cambridge, Massachusetts, United States",
+            "42.374100",
+        ):
             assert fact in user["content"], fact  # fmt: skip
         (image,) = user["images"]
         with Image.open(io.BytesIO(base64.b64decode(image))) as picture:
@@ -133,9 +140,7 @@ def test_agentic_loop_runs_tools_and_streams(tmp_path, photo, ollama):
         ({"n": -1}, "count_beans failed: ValueError: negative beans"),
     ],
 )
-def test_bad_tool_calls_become_errors_the_model_sees(
-    tmp_path, photo, ollama, arguments, complaint
-):
+def test_bad_tool_calls_become_errors_the_model_sees(tmp_path, photo, ollama, arguments, complaint):
     with app(tmp_path, env_for(ollama)) as h:
         h.scan()
         ollama.script = [
