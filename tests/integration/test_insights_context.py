@@ -16,10 +16,7 @@ from PIL import Image
 from kernel.manager import builtin_plugin_names
 from kernel.testing import harness, make_jpeg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "insights"))
-
-from insights_fakes import INSIGHT, FakeNominatim, FakeOllama, Say
-
+FAKES = Path(__file__).resolve().parents[1] / "plugins" / "insights"
 pytestmark = [
     pytest.mark.db,
     pytest.mark.requires_plugins("insights", "exif", "tags", "thumbnails"),
@@ -28,6 +25,11 @@ MODEL = "llava:7b"
 
 
 def test_context_comes_from_exif_tags_and_thumbnails(tmp_path: Path, library: Path) -> None:
+    # The fakes live beside the plugin's tests (removed with the plugin): imported here,
+    # so this module still collects without them.
+    sys.path.insert(0, str(FAKES))
+    from insights_fakes import INSIGHT, FakeNominatim, FakeOllama, Say
+
     make_jpeg(
         library / "2024" / "heic-like.jpg",
         size=(3000, 2000),
