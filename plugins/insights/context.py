@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREVIEW_SIZE = "preview"
+ORIENTATION = 0x0112
 _PEOPLE_KEYS = ("faces", "persons", "people", "person")
 _NAME_KEYS = ("person_name", "person", "name")
 
@@ -130,8 +131,15 @@ def facts_of(ctx: PhotoContext) -> None:
 
 
 def scale_jpeg(source: Path | bytes, max_side: int) -> bytes:
-    """A JPEG no larger than ``max_side`` on its longest side, upright."""
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+    """A JPEG no larger than ``max_side`` on its longest side, upright. A JPEG that
+    already fits with no rotation to apply (a thumbnailer's preview) is sent as it is:
+    decoding and encoding it again would cost more than the rest of an agentic call."""
+    raw = source if isinstance(source, bytes) else source.read_bytes()
+    with Image.open(io.BytesIO(raw)) as image:
+        upright = image.getexif().get(ORIENTATION, 1) in (0, 1)
+        if image.format == "JPEG" and upright and max(image.size) <= max_side:
+            return raw
+        image.draft("RGB", (max_side, max_side))  # JPEG: decode at 1/2, 1/4... when it can
         picture = ImageOps.exif_transpose(image)
         picture.thumbnail((max_side, max_side))
         if picture.mode not in ("RGB", "L"):

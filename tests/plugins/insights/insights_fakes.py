@@ -13,7 +13,8 @@ overrides both. ``server.mode`` makes the next requests misbehave:
 * ``"drop_mid"``: start a streamed answer, then close the connection;
 * ``"error"``: the service's own error answer (status ``error_status``).
 
-Every request is recorded (method, path, query, headers, JSON body).
+``server.delay`` (seconds) makes every answer slow. Every request is recorded (method,
+path, query, headers, JSON body).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,6 +56,11 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
+    def setup(self) -> None:
+        super().setup()
+        # Streamed lines go out as written (as a Go server's do), not held back by Nagle.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
@@ -69,6 +76,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake.requests.append(
             Recorded(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body)
         )
+        if fake.delay:
+            time.sleep(fake.delay)  # a slow model: each answer takes this long
         mode = fake.mode
         if mode == "stall":
             fake.release.wait(60)
@@ -137,6 +146,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.mode = "ok"
+        self.delay = 0.0
         self.error_status = 500
         self.bytes_sent = 0
         self.release = threading.Event()
