@@ -99,7 +99,7 @@ class Ollama:
 
     def require(self) -> None:
         if not self.servers:
-            raise NotConfigured("OLLAMA_PRIMARY_URL", "no Ollama server")
+            raise NotConfigured("OLLAMA_PRIMARY_URL", "Ollama")
 
     # --- discovery ----------------------------------------------------------------------------
 
