@@ -3,14 +3,21 @@ describes the picture, the loop runs on OpenRouter; the allowlist; the key kept 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
+import httpx
 import pytest
 from conftest import KEY, MODEL, Context, env_for
 from insights_fakes import INSIGHT, Say
 
 from kernel.testing import harness
+from plugins.insights import store
+from plugins.insights.messages import Message, load
+from plugins.insights.ollama import Ollama
+from plugins.insights.openrouter import OpenRouter
+from plugins.insights.settings import Environment
 
 pytestmark = pytest.mark.db
 BODY = {"file_path": "trip/lake.jpg", "backend": "hybrid"}
@@ -61,9 +68,6 @@ def test_hybrid_describes_locally_and_loops_on_openrouter(tmp_path, photo, ollam
         plugin = h.kernel.plugin("insights")
         row = h.run(plugin.service.file, None, "trip/lake.jpg")
         assert row is not None
-        from plugins.insights import store
-        from plugins.insights.messages import load
-
         stored = store.current(h.kernel.db, row.library_id, row.rel_path)
         messages = load(stored.training_messages)
         assert [m.role for m in messages] == [
@@ -131,3 +135,31 @@ def test_hybrid_needs_a_local_vision_model(tmp_path, photo, ollama, openrouter):
         h.scan()
         response = h.post("/insights/generate/agentic", json=BODY)
         assert response.status_code == 503 and "OLLAMA_PRIMARY_MODEL" in response.json()["detail"]
+
+
+def test_the_clients_also_speak_the_unstreamed_forms(ollama, openrouter):
+    """``stream: false`` on both protocols (one JSON answer, tool-call arguments as a
+    JSON string on OpenRouter), and Ollama's model discovery helpers."""
+    env = Environment.read(env_for(ollama, openrouter=openrouter))
+    openrouter.script = [Say("", [("count_beans", {"n": 3})]), Say("plain words")]
+    ollama.script = [Say("", [("count_beans", {"n": 4})])]
+
+    async def talk():
+        async with httpx.AsyncClient() as http:
+            remote = OpenRouter(env, http, 1 << 20)
+            asked = [Message("user", "hi")]
+            first = await remote.chat(asked, model="openai/gpt-4o-mini")
+            second = await remote.chat(asked, model="openai/gpt-4o-mini")
+            local = Ollama(env, http, 1 << 20)
+            reply = await local.chat(asked)
+            available = await local.is_model_available(local.servers[0], MODEL)
+            absent = await local.is_model_available(local.servers[0], "mistral")
+            return first, second, reply, available, absent
+
+    first, second, reply, available, absent = asyncio.run(talk())
+    assert openrouter.requests[0].body["stream"] is False
+    assert [(c.name, c.arguments) for c in first.tool_calls] == [("count_beans", {"n": 3})]
+    assert second.content == "plain words" and not second.tool_calls
+    assert ollama.posted("/api/chat")[0].body["stream"] is False
+    assert [(c.name, c.arguments) for c in reply.tool_calls] == [("count_beans", {"n": 4})]
+    assert reply.server_index == 0 and available and not absent
