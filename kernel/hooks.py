@@ -185,3 +185,6 @@ class Hooks:
 
     def date_taken_table(self) -> FromClause | None:
         return self._d.first_sync("date_taken_table")
+
+    async def resolve_location(self, lat: float, lon: float) -> str | None:
+        return await self._d.first("resolve_location", lat=lat, lon=lon)

@@ -14,8 +14,9 @@ it and how results combine; the kernel calls every hook through the typed facade
   ``file_extras``): every implementation runs and the non-None results are collected in
   plugin order. An exception propagates: a broken contribution is a bug the operator
   must see.
-* **decision** (``render``, ``date_taken_table``): ``firstresult``; implementations run in
-  order and the first non-None answer wins, awaited first when it is a coroutine.
+* **decision** (``render``, ``date_taken_table``, ``resolve_location``): ``firstresult``;
+  implementations run in order and the first non-None answer wins, awaited first when it
+  is a coroutine.
 
 A hook marked *synchronous only* must be a plain ``def``; an ``async def`` there (or a
 hook wrapper anywhere) stops start-up with a message naming the plugin and the hook.
@@ -314,4 +315,17 @@ def date_taken_table(kernel: Kernel) -> FromClause | None:
     ``utc_offset_minutes`` (nullable). Called when a consumer (memories, a sort) builds a
     query; the first non-None answer wins. Consumers fall back to the file's mtime when
     no plugin answers. Synchronous only.
+    """
+
+
+@decision()
+def resolve_location(lat: float, lon: float, kernel: Kernel) -> str | None:
+    """Describe a GPS position in words for people and LLMs ("Home — near Cambridge, MA").
+
+    Called when a feature needs a place name for coordinates (the insights plugin, for a
+    photo's context and its ``reverse_geocode`` tool). The first non-None string wins:
+    the most specific source goes first (a personal place, ``tryfirst``), a general
+    geocoder last. Return None when you know nothing of the place or your service is down
+    (never raise for that: log it and let the next source answer). May be async; a
+    synchronous implementation runs in a worker thread.
     """

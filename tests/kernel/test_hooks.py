@@ -338,6 +338,36 @@ def test_hook_date_taken_table(tmp_path, library):
         assert h.kernel.hooks.date_taken_table() is None
 
 
+def test_hook_resolve_location(tmp_path):
+    """First non-None answer wins, async and sync implementations alike; None when nobody
+    knows the place."""
+    asked: list[tuple[str, float, float]] = []
+
+    class Personal:
+        @hookimpl(tryfirst=True)
+        async def resolve_location(self, lat, lon):
+            asked.append(("personal", lat, lon))
+            return "Home" if (round(lat), round(lon)) == (42, -71) else None
+
+    class Geocoder:
+        @hookimpl
+        def resolve_location(self, lat, lon, kernel):
+            asked.append(("geocoder", lat, lon))
+            return None if lat == 0 else f"near {lat:.1f},{lon:.1f}"
+
+    plugins = {"geocoder": Geocoder(), "personal": Personal()}
+    with harness(tmp_path, extra_plugins=plugins) as h:
+        hooks = h.kernel.hooks
+        assert hooks.implemented(hooks.resolve_location)
+        assert h.run(hooks.resolve_location, 42.37, -71.11) == "Home"
+        assert asked == [("personal", 42.37, -71.11)]
+        assert h.run(hooks.resolve_location, 48.85, 2.35) == "near 48.9,2.4"
+        assert h.run(hooks.resolve_location, 0.0, 0.0) is None
+    with harness(tmp_path / "none") as h:
+        assert not h.kernel.hooks.implemented(h.kernel.hooks.resolve_location)
+        assert h.run(h.kernel.hooks.resolve_location, 1.0, 2.0) is None
+
+
 # --- meta-tests ------------------------------------------------------------------------------
 
 
