@@ -290,32 +290,45 @@ class Scanner:
             return await self._hash_backlog(progress)
 
     async def _hash_backlog(self, progress: Progress | None) -> tuple[int, int]:
+        """Hash batch after batch; a batch's ``on_hashed`` (EXIF, thumbnails, ...) runs while
+        the next batch is hashed, so the first ingest keeps every core busy."""
         loop = asyncio.get_running_loop()
         hashed = failed = 0
         chunk_size = max(16, self.workers * 8)
-        while True:
-            batch = await asyncio.to_thread(self.kernel.index.unhashed, chunk_size)
-            outcomes = await asyncio.gather(
-                *(
-                    loop.run_in_executor(
-                        self.hash_pool, hash_file, f.id, f.abs_path, f.size, f.mtime_ns
+        announcing: asyncio.Future[None] | None = None
+        try:
+            while True:
+                batch = await asyncio.to_thread(self.kernel.index.unhashed, chunk_size)
+                outcomes = await asyncio.gather(
+                    *(
+                        loop.run_in_executor(
+                            self.hash_pool, hash_file, f.id, f.abs_path, f.size, f.mtime_ns
+                        )
+                        for f in batch
                     )
-                    for f in batch
                 )
-            )
-            usable = [o for o in outcomes if not o.changed]
-            if not usable:
-                return hashed, failed
-            await asyncio.to_thread(self._store_hashes, usable)
-            by_id = {f.id: f for f in batch}
-            done = [o for o in usable if o.content_hash]
-            failed += len(usable) - len(done)
-            hashed += len(done)
-            if progress:
-                progress("hash", hashed + failed, None)
-            await self._fire_hashed(
-                [(by_id[o.file_id], o.content_hash) for o in done if o.content_hash]
-            )
+                usable = [o for o in outcomes if not o.changed]
+                if not usable:
+                    break
+                await asyncio.to_thread(self._store_hashes, usable)
+                by_id = {f.id: f for f in batch}
+                done = [o for o in usable if o.content_hash]
+                failed += len(usable) - len(done)
+                hashed += len(done)
+                if progress:
+                    progress("hash", hashed + failed, None)
+                if announcing is not None:
+                    await announcing  # one batch ahead at most
+                announcing = asyncio.ensure_future(
+                    self._fire_hashed([(by_id[o.file_id], o.content_hash) for o in done])
+                )
+            if announcing is not None:
+                await announcing
+        except BaseException:
+            if announcing is not None:
+                announcing.cancel()
+            raise
+        return hashed, failed
 
     def _store_hashes(self, outcomes: list[HashOutcome]) -> None:
         now = time.time()

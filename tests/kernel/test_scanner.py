@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 from watchfiles import Change
 
+from kernel import hookimpl
+from kernel.tables import files
 from kernel.testing import harness, make_jpeg
 
 pytestmark = pytest.mark.db
@@ -211,3 +216,40 @@ def test_missing_library_folder_stops_only_the_watcher(tmp_path, caplog):
         assert "not watching" in caplog.text
         assert h.get("/health").status_code == 200
         assert h.get("/photos").status_code == 404
+
+
+class _HoldsTheFirstBatch:
+    """A plugin whose ``on_hashed`` waits until released: a slow EXIF or thumbnailer."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    @hookimpl
+    async def on_hashed(self, file) -> None:
+        await asyncio.to_thread(self.release.wait, 60)
+
+
+def test_hashing_goes_on_while_plugins_process_the_previous_batch(tmp_path, library):
+    for n in range(48):  # three batches of 16 with one hash worker
+        make_jpeg(library / f"p{n:02d}.jpg", color=(n * 5 % 256, 80, 120))
+    slow = _HoldsTheFirstBatch()
+    toml = "[kernel]\nhash_workers = 1\nscan_on_startup = false\n"
+    with harness(tmp_path, extra_plugins={"slow": slow}, plugins_toml=toml) as h:
+
+        def hashed() -> int:
+            with h.kernel.db.read() as conn:
+                query = select(func.count()).where(files.c.content_hash.is_not(None))
+                return int(conn.execute(query).scalar_one())
+
+        scan = threading.Thread(target=h.scan)
+        scan.start()
+        try:
+            deadline = time.monotonic() + 60
+            while hashed() < 32 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # The first batch's hooks are still waiting, and the second batch is hashed.
+            assert not slow.release.is_set() and hashed() >= 32
+        finally:
+            slow.release.set()
+            scan.join(120)
+        assert hashed() == 48
