@@ -122,11 +122,22 @@ def serve(no_scan: bool, workers: int) -> None:
         "log_level": config.log_level.lower(),
     }
     if workers > 1:
+        # The supervisor only starts and watches the serving processes: it becomes a fresh
+        # interpreter running uvicorn's, instead of keeping this one's ~85 MB of loaded
+        # application for nothing.
         kernel.db.dispose()
         os.environ[SERVE_NO_SCAN_ENV] = "1" if no_scan else ""
         click.echo(f"{workers} serving processes")
-        uvicorn.run("kernel.cli:worker_app", factory=True, workers=workers, **options)
-        return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(
+            sys.executable,
+            [
+                *(sys.executable, "-m", "uvicorn", "kernel.cli:worker_app", "--factory"),
+                *("--workers", str(workers), "--host", config.bind_host),
+                *("--port", str(config.bind_port), "--log-level", options["log_level"]),
+            ],
+        )
     if no_scan:
         kernel.config.kernel.scan_on_startup = False
         kernel.config.kernel.watch = False

@@ -47,6 +47,8 @@ class KernelSettings(msgspec.Struct, forbid_unknown_fields=True):
     default_library_name: str = "main"
     #: per pooled connection; 0 = read through the page cache
     sqlite_mmap_mb: Annotated[int, msgspec.Meta(ge=0)] = 1024
+    #: SQLite's own page cache per pooled connection (private memory, grown as used)
+    sqlite_cache_mb: Annotated[int, msgspec.Meta(ge=1)] = 32
 
 
 @dataclass

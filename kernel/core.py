@@ -59,7 +59,12 @@ class Kernel:
         self.libraries = Libraries.from_config(config, default_library)
         self.excluder = PathExcluder(config.excluded_dirs)
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(config.database_url, mmap_mb=config.kernel.sqlite_mmap_mb)
+        settings = config.kernel
+        self.db = Database(
+            config.database_url,
+            mmap_mb=settings.sqlite_mmap_mb,
+            cache_mb=settings.sqlite_cache_mb,
+        )
         self.index = FileIndex(self.db, self.libraries)
         self.ingest = Ingest(self)
         self.scanner = Scanner(self)

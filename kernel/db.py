@@ -39,12 +39,12 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # own, so RSS counts the same cached pages once per connection: ``[kernel]
 # sqlite_mmap_mb`` caps it (0 turns the map off).
 SQLITE_MMAP_MB = 1024
-SQLITE_CACHE_KIB = 32 * 1024  # per connection, grown only as pages are used
+SQLITE_CACHE_MB = 32  # per connection, grown only as pages are used (``sqlite_cache_mb``)
 POSTGRESQL_DEFAULT_RANDOM_PAGE_COST = 4.0
 POSTGRESQL_RANDOM_PAGE_COST = 1.1  # what PostgreSQL's docs suggest for SSDs and cached data
 
 
-def _configure_sqlite(engine: Engine, mmap_mb: int) -> None:
+def _configure_sqlite(engine: Engine, mmap_mb: int, cache_mb: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event decide how transactions start (pysqlite's own
@@ -56,7 +56,7 @@ def _configure_sqlite(engine: Engine, mmap_mb: int) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute(f"PRAGMA mmap_size = {mmap_mb << 20}")
-        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        cursor.execute(f"PRAGMA cache_size = -{cache_mb * 1024}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -84,7 +84,14 @@ def _configure_postgresql(engine: Engine) -> None:
 class Database:
     """Engine plus the two ways the kernel and plugins use it: ``read()`` and ``write()``."""
 
-    def __init__(self, url: str, *, echo: bool = False, mmap_mb: int = SQLITE_MMAP_MB) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        mmap_mb: int = SQLITE_MMAP_MB,
+        cache_mb: int = SQLITE_CACHE_MB,
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         memory = False
@@ -96,7 +103,7 @@ class Database:
             self.engine = create_engine(
                 url, echo=echo, connect_args={"check_same_thread": False}, **options
             )
-            _configure_sqlite(self.engine, mmap_mb)
+            _configure_sqlite(self.engine, mmap_mb, cache_mb)
         else:
             self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
             _configure_postgresql(self.engine)

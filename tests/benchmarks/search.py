@@ -158,6 +158,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=60)
     parser.add_argument("--keep", type=Path, help="reuse/keep the index here (SQLite)")
     parser.add_argument("--database-url", help="an empty PostgreSQL database to use")
+    parser.add_argument("--mmap-mb", type=int, help="[kernel] sqlite_mmap_mb")
+    parser.add_argument("--cache-mb", type=int, help="[kernel] sqlite_cache_mb")
     args = parser.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="imageapi-search-"))
     (base / "library" / "2012").mkdir(parents=True, exist_ok=True)  # a folder to list
@@ -165,7 +167,13 @@ def main() -> None:
     wanted = ["exif", "memories", "tags", "favorites"]
     present = [name for name in wanted if name in builtin_plugin_names()]
     missing = sorted(set(wanted) - set(present))
-    config = make_config(base, url, library=base / "library")
+    settings = [
+        f"{name} = {value}"
+        for name, value in (("sqlite_mmap_mb", args.mmap_mb), ("sqlite_cache_mb", args.cache_mb))
+        if value is not None
+    ]
+    toml = "[kernel]\n" + "\n".join(settings) + "\n" if settings else ""
+    config = make_config(base, url, library=base / "library", plugins_toml=toml)
     kernel = Kernel(config, only=present)
     app = create_app(kernel, background=False, freeze_heap=True)  # as `imageapi serve`
     with kernel.db.read() as conn:

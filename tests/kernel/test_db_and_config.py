@@ -169,22 +169,28 @@ def test_more_libraries_from_plugins_toml(tmp_path, library):
         assert h.get("/image", params={"path": "mum.jpg"}).status_code == 404
 
 
-def test_the_sqlite_memory_map_is_a_setting(tmp_path, library):
-    """Each pooled connection maps the database file on its own (RSS counts the cached
-    pages once per connection), so the operator can cap the map or turn it off."""
+DEFAULT_MMAP_MB, DEFAULT_CACHE_MB = 1024, 32
 
-    def mapped(kernel) -> int:
+
+def test_the_sqlite_memory_map_and_cache_are_settings(tmp_path, library):
+    """Each pooled connection maps the database file on its own (RSS counts the cached
+    pages once per connection) and keeps its own page cache (private memory), so the
+    operator chooses both."""
+
+    def pragmas(kernel) -> tuple[int, int]:
         with kernel.db.read() as conn:
-            return int(conn.exec_driver_sql("PRAGMA mmap_size").scalar_one())
+            mapped = conn.exec_driver_sql("PRAGMA mmap_size").scalar_one()
+            cache = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+            return int(mapped), int(cache)
 
     with harness(tmp_path / "default", library=library) as h:
-        assert mapped(h.kernel) == 1024 << 20
-    with harness(
-        tmp_path / "off", library=library, plugins_toml="[kernel]\nsqlite_mmap_mb = 0\n"
-    ) as h:
-        assert mapped(h.kernel) == 0
-    with (
-        pytest.raises(ConfigError, match="sqlite_mmap_mb"),
-        harness(tmp_path / "bad", library=library, plugins_toml="[kernel]\nsqlite_mmap_mb = -1\n"),
-    ):
-        pass
+        assert pragmas(h.kernel) == (DEFAULT_MMAP_MB << 20, -DEFAULT_CACHE_MB * 1024)
+    toml = "[kernel]\nsqlite_mmap_mb = 0\nsqlite_cache_mb = 8\n"
+    with harness(tmp_path / "set", library=library, plugins_toml=toml) as h:
+        assert pragmas(h.kernel) == (0, -8 * 1024)
+    for n, bad in enumerate(("sqlite_mmap_mb = -1", "sqlite_cache_mb = 0")):
+        with (
+            pytest.raises(ConfigError, match=bad.split()[0]),
+            harness(tmp_path / f"bad{n}", library=library, plugins_toml=f"[kernel]\n{bad}\n"),
+        ):
+            pass

@@ -131,6 +131,8 @@ def test_several_serving_processes_and_one_does_the_background_work(tmp_path):
     try:
         processes = _health_by_process(base, want=2)
         assert len(processes) == 2, log.read_text()
+        # The supervisor is a fresh uvicorn, not the process that loaded the application.
+        assert b"uvicorn" in Path(f"/proc/{server.pid}/cmdline").read_bytes()
         assert sorted(processes.values()) == [False, True]  # exactly one in the background
         password = re.search(r"password:\s+(\S+)", log.read_text()).group(1)
         token = httpx.post(f"{base}/login", json={"username": "admin", "password": password})

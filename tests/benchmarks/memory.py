@@ -1,0 +1,156 @@
+"""Memory benchmark: what `imageapi serve` holds at 100,000 files, idle and after a
+minute of listings, split into private memory and the mapped database file.
+
+    .venv/bin/python tests/benchmarks/memory.py --index DIR [--workers 2]
+        [--mmap-mb MB] [--cache-mb MB] [--seconds 60]
+
+``DIR`` is an index kept by the search benchmark (``search.py --keep DIR``: 100,000
+files with EXIF, tags and favourites, user ``bench``). The server runs as in production
+(``serve --workers N --no-scan``, the shipped plugins.toml) with ``[kernel]
+sqlite_mmap_mb`` and ``sqlite_cache_mb`` as given; listings come from ``wrk`` (64
+connections) with random offsets, sorts and filters, so neither the listing cache nor
+one page answers them all.
+
+For every process of the server (the supervisor and its workers) it reads
+``/proc/PID/status``: ``RssAnon`` is private memory (the Python heaps, caches, SQLite's
+page cache), ``RssFile`` mostly the database file mapped by each pooled connection (the
+same cached pages counted once per mapping; the kernel can drop them at any time) and the
+shared libraries. Goals (performance issue): private <= 200 MB idle and <= 250 MB after
+a minute of listings; RSS including the mapping <= 400 MB with the default setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+LISTINGS = """
+math.randomseed(os.time())
+local sorts = {"NameAsc", "DateTakenDesc", "DateTakenAsc", "TagCountDesc", "NameDesc"}
+local filters = {"", "&camera_make=canon", "&camera_make=apple", "&favorites=true",
+                 "&date_from=2015-01-01&date_to=2016-12-31", "&tag_ids=3,7,11"}
+request = function()
+  local path = "/photos?recursive=true&limit=100&offset=" .. math.random(0, 900) * 100
+    .. "&sort=" .. sorts[math.random(#sorts)] .. filters[math.random(#filters)]
+  return wrk.format("GET", path, {["Authorization"] = "Bearer TOKEN"})
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def processes(root: int) -> list[int]:
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            children = (task / "children").read_text().split()
+            todo.extend(int(child) for child in children)
+    return found
+
+
+def memory(root: int) -> dict[str, float]:
+    """Sums over the server's processes, in MB."""
+    totals = {"RssAnon": 0.0, "RssFile": 0.0, "VmRSS": 0.0}
+    for pid in processes(root):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in totals:
+                totals[name] += int(value.split()[0]) / 1024
+    return totals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--mmap-mb", type=int)
+    parser.add_argument("--cache-mb", type=int)
+    parser.add_argument("--seconds", type=int, default=60)
+    opts = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    home = Path(tempfile.mkdtemp(prefix="imageapi-memory-"))
+    settings = "".join(
+        f"{name} = {value}\n"
+        for name, value in (("sqlite_mmap_mb", opts.mmap_mb), ("sqlite_cache_mb", opts.cache_mb))
+        if value is not None
+    )
+    toml = (REPO / "plugins.toml").read_text()
+    if "[kernel]" in toml:
+        toml = toml.replace("[kernel]\n", f"[kernel]\n{settings}", 1)
+    else:
+        toml = f"[kernel]\n{settings}\n{toml}"
+    # The index's files are not on disk: no renditions to pre-generate for its videos.
+    toml = toml.replace("pregenerate = true", "pregenerate = false")
+    (home / "plugins.toml").write_text(toml)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{opts.index / 'imageapi.db'}",
+        "BASE_PATH": str(opts.index / "library"),
+        "IMAGEAPI_DATA_DIR": str(home / "data"),
+        "IMAGEAPI_CONFIG": str(home / "plugins.toml"),
+        "BIND_URL": f"127.0.0.1:{port}",
+        "LOG_LEVEL": "warning",
+        "METRICS_BIND": "off",
+        "PYTHONPATH": str(REPO),
+    }
+    args = [sys.executable, "-c", "from kernel.cli import main; main()",
+            "serve", "--no-scan", "--workers", str(opts.workers)]  # fmt: skip
+    with open(home / "serve.log", "wb") as log:
+        server = subprocess.Popen(args, env=env, cwd=home, stdout=log, stderr=log,
+                                  start_new_session=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(1200):
+            try:
+                httpx.get(f"{base}/health")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            sys.exit("the server did not start:\n" + (home / "serve.log").read_text()[-3000:])
+        login = {"username": "bench", "password": "password-123"}
+        token = httpx.post(f"{base}/login", json=login).json()["token"]
+        time.sleep(5)
+        idle = memory(server.pid)
+        script = home / "listings.lua"
+        script.write_text(LISTINGS.replace("TOKEN", token))
+        out = subprocess.run(
+            ["wrk", "-t2", "-c64", f"-d{opts.seconds}s", "-s", str(script), base],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        busy = memory(server.pid)
+        rps = next(line for line in out.splitlines() if "Requests/sec" in line).split()[-1]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(60)
+        shutil.rmtree(home, ignore_errors=True)
+    chosen = settings.replace("\n", " ").strip() or "default settings"
+    print(f"{opts.workers} serving processes, {chosen};"
+          f" listings: {rps} req/s for {opts.seconds} s")  # fmt: skip
+    print(f"{'':<24} {'private':>9} {'file-backed':>12} {'RSS':>8}   (MB, all processes)")
+    for name, m in (("idle", idle), ("after the listings", busy)):
+        print(f"{name:<24} {m['RssAnon']:>9.0f} {m['RssFile']:>12.0f} {m['VmRSS']:>8.0f}")
+
+
+if __name__ == "__main__":
+    main()
