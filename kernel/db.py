@@ -39,6 +39,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # own, so RSS counts the same cached pages once per connection: ``[kernel]
 # sqlite_mmap_mb`` caps it (0 turns the map off).
 SQLITE_MMAP_MB = 1024
+VERSION_READ_SECONDS = 0.001
 SQLITE_CACHE_MB = 32  # per connection, grown only as pages are used (``sqlite_cache_mb``)
 POSTGRESQL_DEFAULT_RANDOM_PAGE_COST = 4.0
 POSTGRESQL_RANDOM_PAGE_COST = 1.1  # what PostgreSQL's docs suggest for SSDs and cached data
@@ -111,6 +112,7 @@ class Database:
         self._memory = memory
         self._version_lock = threading.Lock()
         self._version_connection: Any = None
+        self._version_read: tuple[float, int] | None = None
 
     @property
     def dialect(self) -> str:
@@ -142,6 +144,7 @@ class Database:
                 transaction.rollback()
                 raise
             transaction.commit()
+            self._version_read = None  # this process's own commit: read the counter again
 
     @staticmethod
     def _begin_immediate(connection: Connection) -> Any:
@@ -192,18 +195,29 @@ class Database:
         WAL index (no disk I/O), cheap enough for the event loop, so a per-process cache
         can check it on every request. None on PostgreSQL (a snapshot is a round trip)
         and for an in-memory database (one shared connection: its own commits do not
-        move the counter)."""
+        move the counter).
+
+        A value read less than ``VERSION_READ_SECONDS`` ago is given again (a request
+        asks up to three times: its token, its file, its rendition), except after a
+        commit of this process; another process's commit is seen that much later, as if
+        the request had come a millisecond earlier."""
         if self._memory or not self.is_sqlite:
             return None
+        now = time.monotonic()
+        read = self._version_read
+        if read is not None and now - read[0] < VERSION_READ_SECONDS:
+            return read[1]
         with self._version_lock:
             if self._version_connection is None:
                 self._version_connection = self.engine.raw_connection()
             cursor = self._version_connection.cursor()
             try:
                 cursor.execute("PRAGMA data_version")
-                return int(cursor.fetchone()[0])
+                version = int(cursor.fetchone()[0])
             finally:
                 cursor.close()
+        self._version_read = (now, version)
+        return version
 
     def dispose(self) -> None:
         with self._version_lock:
