@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -106,10 +106,15 @@ class Dispatcher:
                 failures.append(HookFailure(impl.plugin_name, hook_name, repr(exc)))
         return failures
 
-    async def notify_results(self, hook_name: str, **kwargs: Any) -> dict[str, Any]:
-        """Like ``notify`` but returns each plugin's result (None for a failed one)."""
+    async def notify_results(
+        self, hook_name: str, skip: Collection[str] = (), **kwargs: Any
+    ) -> dict[str, Any]:
+        """Like ``notify`` but returns each plugin's result (None for a failed one);
+        the plugins named in ``skip`` are not called."""
         results: dict[str, Any] = {}
         for impl in self.implementations(hook_name):
+            if impl.plugin_name in skip:
+                continue
             try:
                 results[impl.plugin_name] = await asyncio.wait_for(
                     self._run(impl, kwargs), self.timeout

@@ -11,7 +11,7 @@ The semantics of each kind (isolation, collection, first result) live in
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,9 +173,10 @@ class Hooks:
                 merged.setdefault(file_id, {}).update(counts)
         return merged
 
-    async def drain_backlog(self, limit: int) -> dict[str, int]:
-        """Each plugin's count of files processed (0 for one that failed)."""
-        results = await self._d.notify_results("drain_backlog", limit=limit)
+    async def drain_backlog(self, limit: int, *, skip: Collection[str] = ()) -> dict[str, int]:
+        """Each plugin's count of files processed (0 for one that failed), but for the
+        plugins named in ``skip``."""
+        results = await self._d.notify_results("drain_backlog", skip=skip, limit=limit)
         return {name: int(count or 0) for name, count in results.items()}
 
     # --- decisions --------------------------------------------------------------------------

@@ -277,6 +277,11 @@ def drain_backlog(kernel: Kernel, limit: int) -> int | None:
     process up to ``limit``, commit, and return how many you processed (the kernel
     reports it per plugin). This is how a plugin catches up after a crash, or after it
     was switched off and on. May be async.
+
+    A plugin that processed nothing is not called again until the database changes (on
+    SQLite; any commit by anyone) or ``IDLE_RECHECK_SECONDS`` (5 minutes) pass: its
+    anti-join over every file was most of an unchanged rescan. Work you put off without
+    a commit (a backoff) is retried within those 5 minutes.
     """
 
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int | None], None]
 BATCH = 2000
+IDLE_RECHECK_SECONDS = 300.0  # an idle backlog is asked again after this, changes or not
 
 
 @dataclass
@@ -71,6 +72,8 @@ class Scanner:
         self.last_scan_ns: dict[int, int] = {}
         self.lock = asyncio.Lock()
         self.hash_lock = asyncio.Lock()
+        #: plugin -> (database version, when) of its last drain that processed nothing
+        self._idle_backlogs: dict[str, tuple[int, float]] = {}
 
     def _skip_dirs(self) -> frozenset[str]:
         """The kernel's data folder and every plugin's storage folders."""
@@ -359,9 +362,25 @@ class Scanner:
         await asyncio.gather(*(one(ref, digest) for ref, digest in items))
 
     async def drain_backlogs(self) -> dict[str, int]:
-        """One ``drain_backlog`` round for every plugin; returns what each processed."""
+        """One ``drain_backlog`` round for every plugin; returns what each processed.
+
+        A plugin that processed nothing last time is skipped while the database has not
+        changed since (and for at most ``IDLE_RECHECK_SECONDS``)."""
         limit = self.kernel.config.kernel.backlog_per_tick
-        return await self.kernel.hooks.drain_backlog(limit)
+        version = self.kernel.db.local_version()
+        now = time.monotonic()
+        idle = {
+            name
+            for name, (seen, since) in self._idle_backlogs.items()
+            if version is not None and seen == version and now - since < IDLE_RECHECK_SECONDS
+        }
+        done = await self.kernel.hooks.drain_backlog(limit, skip=idle)
+        for name, count in done.items():
+            if count == 0 and version is not None:
+                self._idle_backlogs[name] = (version, now)
+            else:
+                self._idle_backlogs.pop(name, None)
+        return {**{name: 0 for name in idle}, **done}
 
     # --- the periodic loop ------------------------------------------------------------------
 

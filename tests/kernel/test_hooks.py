@@ -407,7 +407,9 @@ def test_every_hookspec_has_a_kind(name):
 @pytest.mark.parametrize("name", _hookspec_names())
 def test_every_hookspec_has_a_facade_method(name):
     """Declarations on ``Declarations``, the rest on ``Hooks`` with the spec's arguments but
-    ``kernel`` (the facade passes it), async exactly when the spec allows async plugins."""
+    ``kernel`` (the facade passes it), async exactly when the spec allows async plugins.
+    A facade method may add keyword-only options of its own (how the kernel calls the
+    plugins, never passed to them)."""
     spec = getattr(hookspecs, name)
     contract = contract_of(spec)
     facade = Declarations if contract.kind == "declaration" else Hooks
@@ -415,7 +417,10 @@ def test_every_hookspec_has_a_facade_method(name):
     assert callable(method), f"hookspec {name}: no method {facade.__name__}.{name}"
     if facade is Hooks:
         wanted = [p for p in inspect.signature(spec).parameters if p != "kernel"]
-        assert list(inspect.signature(method).parameters)[1:] == wanted
+        parameters = list(inspect.signature(method).parameters.values())[1:]
+        passed = [p.name for p in parameters if p.kind is not p.KEYWORD_ONLY]
+        assert passed == wanted
+        assert all(p.default is not p.empty for p in parameters if p.kind is p.KEYWORD_ONLY)
         assert inspect.iscoroutinefunction(method) == (not contract.sync), name
 
 

@@ -253,3 +253,32 @@ def test_hashing_goes_on_while_plugins_process_the_previous_batch(tmp_path, libr
             slow.release.set()
             scan.join(120)
         assert hashed() == 48
+
+
+class _CountsDrains:
+    """A plugin with an empty backlog that counts how often it is asked."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl
+    def drain_backlog(self, limit: int) -> int:
+        self.calls += 1
+        return 0
+
+
+def test_an_idle_backlog_is_not_asked_again_until_the_database_changes(tmp_path, library):
+    make_jpeg(library / "a.jpg")
+    counter = _CountsDrains()
+    toml = "[kernel]\nscan_on_startup = false\n"
+    with harness(tmp_path, extra_plugins={"counter": counter}, plugins_toml=toml) as h:
+        h.scan()
+        asked = counter.calls
+        assert asked >= 1
+        h.scan()  # nothing changed: its anti-join over every file is not run again
+        h.scan()
+        if h.kernel.db.is_sqlite:
+            assert counter.calls == asked
+        make_jpeg(library / "b.jpg")
+        h.scan()  # a commit: asked again
+        assert counter.calls > asked
