@@ -46,9 +46,9 @@ class KernelSettings(msgspec.Struct, forbid_unknown_fields=True):
     hook_timeout_seconds: float = 120.0
     default_library_name: str = "main"
     #: per pooled connection; 0 = read through the page cache
-    sqlite_mmap_mb: Annotated[int, msgspec.Meta(ge=0)] = 1024
+    sqlite_mmap_mb: Annotated[int, msgspec.Meta(ge=0)] = 0
     #: SQLite's own page cache per pooled connection (private memory, grown as used)
-    sqlite_cache_mb: Annotated[int, msgspec.Meta(ge=1)] = 32
+    sqlite_cache_mb: Annotated[int, msgspec.Meta(ge=1)] = 2
 
 
 @dataclass

@@ -169,7 +169,7 @@ def test_more_libraries_from_plugins_toml(tmp_path, library):
         assert h.get("/image", params={"path": "mum.jpg"}).status_code == 404
 
 
-DEFAULT_MMAP_MB, DEFAULT_CACHE_MB = 1024, 32
+DEFAULT_MMAP_MB, DEFAULT_CACHE_MB = 0, 2
 
 
 def test_the_sqlite_memory_map_and_cache_are_settings(tmp_path, library):
@@ -185,9 +185,9 @@ def test_the_sqlite_memory_map_and_cache_are_settings(tmp_path, library):
 
     with harness(tmp_path / "default", library=library) as h:
         assert pragmas(h.kernel) == (DEFAULT_MMAP_MB << 20, -DEFAULT_CACHE_MB * 1024)
-    toml = "[kernel]\nsqlite_mmap_mb = 0\nsqlite_cache_mb = 8\n"
+    toml = "[kernel]\nsqlite_mmap_mb = 1024\nsqlite_cache_mb = 8\n"
     with harness(tmp_path / "set", library=library, plugins_toml=toml) as h:
-        assert pragmas(h.kernel) == (0, -8 * 1024)
+        assert pragmas(h.kernel) == (1024 << 20, -8 * 1024)
     for n, bad in enumerate(("sqlite_mmap_mb = -1", "sqlite_cache_mb = 0")):
         with (
             pytest.raises(ConfigError, match=bad.split()[0]),
