@@ -127,9 +127,9 @@ class Libraries:
         library = self.get(library_param)
         parts = split_client_path(client_path or "", library.root)
         rel_path = "/".join(parts)
-        candidate = library.root.joinpath(*parts) if parts else library.root
-        real = os.path.realpath(candidate)
-        if not _is_within(real, str(library.root)):
+        root = str(library.root)
+        real = os.path.realpath(os.path.join(root, *parts) if parts else root)
+        if not _is_within(real, root):
             raise PathRefused(400, "path leads outside the library")
         if must_exist and not os.path.exists(real):
             raise PathRefused(404, f"not found: {rel_path or '/'}")

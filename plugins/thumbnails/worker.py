@@ -147,7 +147,7 @@ class Thumbnailer:
         self._slots: asyncio.Semaphore | None = None
         self.writer = StateWriter(kernel.db)
         #: renditions known to be up to date, until the next commit (``serve``)
-        self.ready: VersionedCache[bool] = VersionedCache(READY_KEPT)
+        self.ready: VersionedCache[Path] = VersionedCache(READY_KEPT)
 
     # --- where things are ------------------------------------------------------------
 
@@ -264,11 +264,12 @@ class Thumbnailer:
         A failure recorded for the file's current content is answered from the state
         table without trying again; raises Unrenderable with the reason.
         """
-        path = self.path(ref, v)
         key = (ref.id, ref.size, ref.mtime_ns, ref.content_hash, v.token)
         version = self.kernel.db.local_version()
-        if self.ready.get(key, version) is not None and path.exists():
-            return path  # known made since the last commit: no lookup, no thread hop
+        made = self.ready.get(key, version)
+        if made is not None and made.exists():
+            return made  # known made since the last commit: no lookup, no thread hop
+        path = self.path(ref, v)
 
         def look() -> tuple[bool, str | None]:
             state = self.current(ref.id)
@@ -281,7 +282,7 @@ class Thumbnailer:
 
         ready, error = await asyncio.to_thread(look)
         if ready:
-            self.ready.put(key, version, True)
+            self.ready.put(key, version, path)
             return path
         if error is not None:
             raise Unrenderable(error)
