@@ -37,7 +37,7 @@ from .messages import Message, dump, load, without_images
 from .ollama import options_from
 from .schemas import insight_of
 from .service import HYBRID, LOCAL
-from .wire import BackendError, Refused, Reply
+from .wire import BackendError, NotConfigured, Refused, Reply
 
 if TYPE_CHECKING:
     from .service import InsightService
@@ -101,6 +101,8 @@ def _continuable(row: Any, rel_path: str) -> Any:
 
 async def route(service: InsightService, request: Any) -> Route:
     """The turn's backend and model, or the 404 / 400 / 503 that stops it."""
+    if not (service.env.ollama_configured or service.env.openrouter_configured):
+        raise NotConfigured("OLLAMA_PRIMARY_URL", "Ollama")
     kernel = service.kernel
     resolved = kernel.libraries.resolve(request.library, request.file_path)
     row = await asyncio.to_thread(store.current, kernel.db, resolved.library.id, resolved.rel_path)
