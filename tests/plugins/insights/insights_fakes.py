@@ -20,7 +20,8 @@ A model's streamed answer can be held before its last chunk (``server.hold = Tru
 until the test sets ``release_last`` — or the client hangs up, which sets ``hung_up``:
 how a test sees text reach its client while the backend has not finished, and that a
 client going away cancels the backend call. ``finished`` counts streamed answers sent
-to their end; ``sent_at`` holds the ``perf_counter`` of every content chunk written.
+to their end; ``sent_at`` holds the ``perf_counter`` of every content chunk written
+(``piece_delay`` seconds apart).
 """
 
 from __future__ import annotations
@@ -189,6 +190,7 @@ class ScriptedModel(FakeServer):
         self.default = Say(INSIGHT)
         self.responder: Callable[[dict[str, Any]], Say] | None = None
         self.hold = False
+        self.piece_delay = 0.0  # seconds between a streamed answer's content chunks
         self.release_last = threading.Event()
         self.hung_up = threading.Event()
         self.finished = 0
@@ -197,6 +199,8 @@ class ScriptedModel(FakeServer):
 
     def chunk_sent(self) -> None:
         self.sent_at.append(time.perf_counter())
+        if self.piece_delay:
+            time.sleep(self.piece_delay)
 
     def hold_last(self, handler: _Handler) -> bool:
         """Before a streamed answer's last chunk: with ``hold``, wait for

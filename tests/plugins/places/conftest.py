@@ -1,4 +1,4 @@
-"""A fake Apollo places service (``apollo_places``) and a stand-in geocoder plugin."""
+"""A fake Apollo places service (``apollo_places``) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from kernel import hookimpl
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -19,15 +17,3 @@ from fake_apollo_places import FakeApolloPlaces
 def apollo_places() -> Iterator[FakeApolloPlaces]:
     with FakeApolloPlaces() as fake:
         yield fake
-
-
-class Geocoder:
-    """Stands in for the general geocoder (the insights plugin's Nominatim): last."""
-
-    def __init__(self) -> None:
-        self.asked: list[tuple[float, float]] = []
-
-    @hookimpl(trylast=True)
-    async def resolve_location(self, lat, lon):
-        self.asked.append((lat, lon))
-        return None if abs(lat) < 1 else "Cambridge, MA"

@@ -1,7 +1,8 @@
 """A fake Apollo places service on 127.0.0.1: ``GET /api/places/contains?lat=&lon=``
 answers the places whose circle contains the point, smallest radius first, as Apollo
 does. ``mode``: ``"error"`` (500), ``"garbage"`` (not JSON), ``"stall"`` (no answer
-until the server stops), ``"drop"`` (connection closed unanswered)."""
+until the server stops), ``"drop"`` (connection closed unanswered). ``Geocoder`` is an
+in-test plugin standing in for the general geocoder."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from kernel import hookimpl
 
 HOME = {
     "id": 1,
@@ -34,9 +37,10 @@ NEIGHBOURHOOD = {
 
 def metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dlat, dlon = math.radians(lat2 - lat1), math.radians(lon2 - lon1)
-    a = math.sin(dlat / 2) ** 2 + math.cos(math.radians(lat1)) * math.cos(
-        math.radians(lat2)
-    ) * math.sin(dlon / 2) ** 2
+    a = (
+        math.sin(dlat / 2) ** 2
+        + math.cos(math.radians(lat1)) * math.cos(math.radians(lat2)) * math.sin(dlon / 2) ** 2
+    )
     return 6_371_000 * 2 * math.asin(math.sqrt(a))
 
 
@@ -103,3 +107,15 @@ class FakeApolloPlaces:
         self.release.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+class Geocoder:
+    """Stands in for the general geocoder (the insights plugin's Nominatim): last."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[float, float]] = []
+
+    @hookimpl(trylast=True)
+    async def resolve_location(self, lat, lon):
+        self.asked.append((lat, lon))
+        return None if abs(lat) < 1 else "Cambridge, MA"

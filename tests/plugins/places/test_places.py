@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import Geocoder
+from fake_apollo_places import Geocoder
 
 from kernel.testing import harness
 from kernel.types import ToolContext
@@ -81,6 +81,6 @@ def test_apollo_failing_falls_back_to_the_geocoder_with_a_warning(
 def test_settings_are_validated(tmp_path):
     from kernel.config import ConfigError
 
-    with pytest.raises(ConfigError, match="places"):
-        with app(tmp_path, plugins_toml="[plugins.places]\ntimeout = 3\n"):
-            pass
+    toml = "[plugins.places]\ntimeout = 3\n"
+    with pytest.raises(ConfigError, match="places"), app(tmp_path, plugins_toml=toml):
+        pass

@@ -10,9 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_sms import FakeSms
-
-TOKEN = "sms-token-0123456789"
+from fake_sms import TOKEN, FakeSms
 
 
 @pytest.fixture

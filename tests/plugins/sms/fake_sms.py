@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+TOKEN = "sms-token-0123456789"
 MESSAGES = [
     {"timestamp": "2024-07-12T09:00:00", "sender": "Mum", "body": "Call me when you land"},
     {"timestamp": "2024-07-13T20:15:00", "sender": "Alice", "body": "Lake tomorrow? Bring towels"},

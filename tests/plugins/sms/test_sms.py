@@ -8,7 +8,7 @@ import logging
 
 import msgspec
 import pytest
-from conftest import TOKEN
+from fake_sms import TOKEN
 
 from kernel.testing import harness, make_jpeg
 from kernel.types import ToolContext
