@@ -124,9 +124,17 @@ class Dispatcher:
                 results[impl.plugin_name] = None
         return results
 
-    async def first(self, hook_name: str, **kwargs: Any) -> Any:
-        """``firstresult``: the first non-None awaited result, or None. Errors propagate."""
-        for impl in self.implementations(hook_name):
+    async def first(self, hook_name: str, *, after: object = None, **kwargs: Any) -> Any:
+        """``firstresult``: the first non-None awaited result, or None. Errors propagate.
+
+        ``after`` (a registered plugin object) asks only the implementations that come
+        after that plugin's: how a decision refines the answer of the ones behind it. A
+        plugin that does not implement the hook leaves none to ask."""
+        impls = self.implementations(hook_name)
+        if after is not None:
+            mine = next((n for n, impl in enumerate(impls) if impl.plugin is after), len(impls))
+            impls = impls[mine + 1 :]
+        for impl in impls:
             result = await self._run(impl, kwargs)
             if result is not None:
                 return result

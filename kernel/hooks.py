@@ -149,6 +149,11 @@ class Hooks:
         found = await self._d.acollect("file_extras", files=files, user_id=user_id)
         return [extras for _plugin, extras in found]
 
+    async def photo_context(self, file: FileRef, entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """``(plugin, text)`` for each plugin with something to tell a model about the file."""
+        found = await self._d.acollect("photo_context", file=file, entry=entry)
+        return [(plugin, text) for plugin, text in found if isinstance(text, str) and text.strip()]
+
     # --- ingest -----------------------------------------------------------------------------
 
     async def on_file_discovered(self, file: FileRef) -> list[HookFailure]:
@@ -187,5 +192,7 @@ class Hooks:
     def date_taken_table(self) -> FromClause | None:
         return self._d.first_sync("date_taken_table")
 
-    async def resolve_location(self, lat: float, lon: float) -> str | None:
-        return await self._d.first("resolve_location", lat=lat, lon=lon)
+    async def resolve_location(self, lat: float, lon: float, *, after: object = None) -> str | None:
+        """The first answer; with ``after=plugin`` (an implementation calling from inside
+        its own), the first answer of the implementations that come after it."""
+        return await self._d.first("resolve_location", lat=lat, lon=lon, after=after)

@@ -11,9 +11,9 @@ it and how results combine; the kernel calls every hook through the typed facade
   timing out is logged with its plugin's name and the others still run. Synchronous
   implementations run in a worker thread, so they may block on I/O.
 * **contribution** (``routes``, ``tools``, ``search_*``, ``storage_folders``,
-  ``file_extras``): every implementation runs and the non-None results are collected in
-  plugin order. An exception propagates: a broken contribution is a bug the operator
-  must see.
+  ``file_extras``, ``photo_context``): every implementation runs and the non-None
+  results are collected in plugin order. An exception propagates: a broken contribution
+  is a bug the operator must see.
 * **decision** (``render``, ``date_taken_table``, ``resolve_location``): ``firstresult``;
   implementations run in order and the first non-None answer wins, awaited first when it
   is a coroutine.
@@ -213,6 +213,19 @@ def file_extras(
     """
 
 
+@contribution()
+def photo_context(file: FileRef, entry: Mapping[str, Any], kernel: Kernel) -> str | None:
+    """Add text to what an LLM is told about one photo or video (its insight's context).
+
+    Called by a feature that asks a model about a file (the insights plugin, once per
+    generation), with the file and its entry (``kernel.catalog.entries``: the kernel's
+    fields and every plugin's ``file_extras``, e.g. ``date_taken``). Return a few lines
+    of plain text (text messages of that day, a calendar entry), or None. Results are
+    collected in plugin order; the caller appends them to the facts it already has. A
+    service that is down is a None and a log line, not an exception. May be async.
+    """
+
+
 # --- ingest (notification) ----------------------------------------------------------------------
 
 
@@ -330,7 +343,10 @@ def resolve_location(lat: float, lon: float, kernel: Kernel) -> str | None:
     Called when a feature needs a place name for coordinates (the insights plugin, for a
     photo's context and its ``reverse_geocode`` tool). The first non-None string wins:
     the most specific source goes first (a personal place, ``tryfirst``), a general
-    geocoder last. Return None when you know nothing of the place or your service is down
-    (never raise for that: log it and let the next source answer). May be async; a
-    synchronous implementation runs in a worker thread.
+    geocoder last. An implementation may refine what the ones after it say: it calls
+    ``kernel.hooks.resolve_location(lat, lon, after=self)`` to get their answer ("Home"
+    from a places service + "near Cambridge, MA" from the geocoder). Return None when
+    you know nothing of the place or your service is down (never raise for that: log it
+    and let the next source answer). May be async; a synchronous implementation runs in
+    a worker thread.
     """

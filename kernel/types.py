@@ -272,10 +272,13 @@ class SearchSort:
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What an LLM tool sees when it runs: the kernel and who asked."""
+    """What an LLM tool sees when it runs: the kernel, who asked, and ``result_limit``:
+    the most characters of a result the caller keeps (None: no bound). A caller cuts a
+    longer result mid-way; a tool that returns a list does better to return fewer items."""
 
     kernel: Kernel
     user_id: int | None
+    result_limit: int | None = None
 
 
 @dataclass(frozen=True)

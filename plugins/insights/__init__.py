@@ -6,7 +6,8 @@ Inert until a backend is configured (``OLLAMA_PRIMARY_URL`` / ``OLLAMA_URL``,
 anywhere. The pieces: ``settings`` (environment and plugins.toml), ``ollama`` and
 ``openrouter`` (the two wire protocols), ``wire`` (their errors and bounded reading),
 ``context`` (a photo's facts and picture, through hooks), ``agent`` (the tool loop),
-``service`` (generation), ``store``/``tables`` (``photo_insights``), ``geocode``
+``service`` (generation), ``chat``/``history``/``chat_routes`` (chat continuation),
+``store``/``tables`` (``photo_insights``), ``geocode``
 (Nominatim behind the ``resolve_location`` hook), ``tools``, ``routes``, ``cli``.
 """
 
@@ -95,9 +96,10 @@ class Plugin(kernel.Plugin[InsightsSettings]):
 
     @hookimpl
     def routes(self) -> list[object]:
-        from .routes import ROUTES  # the handlers import this module's ``Plugin``
+        from .chat_routes import CHAT_ROUTES  # the handlers import this module's ``Plugin``
+        from .routes import ROUTES
 
-        return [self.router(ROUTES)]
+        return [self.router([*ROUTES, *CHAT_ROUTES])]
 
     @hookimpl
     def tools(self) -> list[Tool]:

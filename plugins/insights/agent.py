@@ -116,8 +116,10 @@ async def run(
     result_limit: int,
     tool_timeout: float,
     on_event: Event | None = None,
+    cap_prompt: str = CAP_PROMPT,
 ) -> LoopResult:
-    """Run the loop on ``messages`` (appended to in place) until the model answers."""
+    """Run the loop on ``messages`` (appended to in place) until the model answers;
+    ``cap_prompt`` asks for the answer once the iterations are used up."""
     specs = [tool.to_openai() for tool in tools.values()]
     result = LoopResult(reply=Reply(""))
     for iteration in range(1, max_iterations + 1):
@@ -137,7 +139,7 @@ async def run(
             if on_event:
                 await on_event("tool_result", {"name": call.name, "result": text})
     result.cap_reached = True
-    messages.append(Message("user", CAP_PROMPT))
+    messages.append(Message("user", cap_prompt, synthetic=True))
     reply = await chat(messages, None)
     result.reply = reply
     # No tools were offered: a call the model makes anyway is not run, nor kept (a
@@ -177,7 +179,7 @@ async def finish(chat: Chat, messages: list[Message], reply: Reply) -> tuple[str
     parsed = parse_insight(reply.content)
     if parsed is not None:
         return parsed
-    messages.append(Message("user", RETRY_PROMPT))
+    messages.append(Message("user", RETRY_PROMPT, synthetic=True))
     again = await chat(messages, None)
     messages.append(Message("assistant", again.content))
     parsed = parse_insight(again.content)

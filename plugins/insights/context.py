@@ -5,6 +5,7 @@
   GPS), tags' ``tags``, faces' person names (read defensively: whatever of ``faces``,
   ``persons``, ``people`` or ``person`` a faces plugin provides);
 * a place name from the ``resolve_location`` hook, for the GPS position;
+* what other plugins add through the ``photo_context`` hook (text messages of the day);
 * the picture: a preview JPEG from the ``render`` hook (so HEIC, RAW and video posters
   work wherever a thumbnailer does), scaled to ``image_max_side``; without a renderer,
   a photo Pillow can open is scaled here, and a video goes without a picture.
@@ -49,6 +50,7 @@ class PhotoContext:
     tags: list[str] = field(default_factory=list)
     people: list[str] = field(default_factory=list)
     image: str | None = None  # base64 JPEG
+    notes: list[str] = field(default_factory=list)  # the photo_context hook's texts
 
     def text(self, picture: bool) -> str:
         """The facts, one a line, for the first user message (``picture``: whether the
@@ -70,6 +72,7 @@ class PhotoContext:
             lines.append("People: " + ", ".join(self.people))
         if not picture:
             lines.append("(No picture attached.)")
+        lines.extend(self.notes)
         return "\n".join(lines)
 
 
@@ -178,6 +181,12 @@ async def gather(
             ctx.location = await kernel.hooks.resolve_location(*ctx.gps)
     except Exception:
         log.exception("insights: resolve_location failed for %s", ref.rel_path)
+    try:
+        if kernel.hooks.implemented(kernel.hooks.photo_context):
+            found = await kernel.hooks.photo_context(ref, entry)
+            ctx.notes = [text.strip() for _plugin, text in found]
+    except Exception:  # extra context is a nice-to-have, like the picture
+        log.exception("insights: photo_context failed for %s", ref.rel_path)
     finally:
         ctx.image = await picture
     return ctx

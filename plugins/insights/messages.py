@@ -29,7 +29,11 @@ class ToolCall(msgspec.Struct, omit_defaults=True):
 
 
 class Message(msgspec.Struct, omit_defaults=True):
-    """One transcript message; ``name`` is the tool's name on a ``tool`` message."""
+    """One transcript message; ``name`` is the tool's name on a ``tool`` message.
+
+    ``synthetic`` marks a ``user`` message the server wrote (asking for an answer after
+    the iteration cap, or once more for the JSON): the model sees it like any other, the
+    rendered chat history does not show it as something the user said."""
 
     role: Role
     content: str = ""
@@ -37,6 +41,7 @@ class Message(msgspec.Struct, omit_defaults=True):
     tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    synthetic: bool = False
 
 
 _ENCODER = msgspec.json.Encoder()

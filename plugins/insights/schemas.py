@@ -28,6 +28,66 @@ class AgenticRequest(GenerateRequest):
     max_iterations: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
+class ChatRequest(AgenticRequest, kw_only=True):
+    """``POST /insights/chat`` and ``/insights/chat/stream``: one turn on a file's
+    current insight; ``amend`` stores the answer as a new insight with a new title."""
+
+    user_message: Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
+    amend: bool = False
+
+
+class RewindRequest(msgspec.Struct):
+    """``POST /insights/chat/rewind``: cut the chat before rendered message ``index``."""
+
+    path: str
+    index: Annotated[int, msgspec.Meta(ge=0)]
+    library: str | int | None = None
+
+
+class ToolUse(msgspec.Struct, omit_defaults=True):
+    """A tool call that led to an answer; ``result`` cut at 2,000 characters."""
+
+    name: str
+    arguments: Any
+    result: str | None
+    result_truncated: bool = False
+
+
+class ChatReply(msgspec.Struct):
+    """One chat turn: the answer, the tools it called, how the loop went;
+    ``amended_insight_id`` is the new insight's id when ``amend`` was asked."""
+
+    insight_id: int
+    reply: str
+    backend: str
+    model: str
+    iterations: int
+    iteration_cap_reached: bool
+    truncated: bool
+    tools: list[ToolUse]
+    amended_insight_id: int | None = None
+
+
+class ChatMessage(msgspec.Struct, omit_defaults=True):
+    """A rendered message: ``images`` counts the pictures of the first user message;
+    an assistant message carries ``tools`` (the calls that led up to it)."""
+
+    index: int
+    role: str
+    content: str
+    images: int = 0
+    tools: list[ToolUse] | None = None
+
+
+class ChatHistory(msgspec.Struct):
+    insight_id: int
+    file_path: str
+    library: int
+    backend: str
+    model: str
+    messages: list[ChatMessage]
+
+
 class RateRequest(msgspec.Struct):
     insight_id: int
     rating: Literal["up", "down"] | None = None

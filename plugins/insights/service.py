@@ -188,7 +188,9 @@ class InsightService:
         self.ollama.require()
         ref = await self.file(request.library, request.file_path)
         tools = self.kernel.tools
-        tool_ctx = ToolContext(self.kernel, user_id)
+        tool_ctx = ToolContext(
+            self.kernel, user_id, result_limit=self.settings.tool_result_max_chars
+        )
         options = options_from(request)
         description: str | None = None
         where = {"index": 0}

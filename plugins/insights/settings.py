@@ -33,6 +33,9 @@ class InsightsSettings(msgspec.Struct, forbid_unknown_fields=True):
     max_response_mib: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 16
     #: a tool's result is cut to this many characters before the model sees it.
     tool_result_max_chars: Annotated[int, msgspec.Meta(ge=500, le=1_000_000)] = 16_000
+    #: a chat turn's context budget in tokens when the request names no ``num_ctx``
+    #: (the history is trimmed to this minus 2,048; see the README).
+    chat_context_tokens: Annotated[int, msgspec.Meta(ge=4096, le=1_048_576)] = 32_768
     #: Nominatim's usage policy asks for an application name and a way to reach its user.
     nominatim_user_agent: str = "imageapi/0.1 (self-hosted photo server; reverse geocoding)"
     #: coordinates are rounded to this many decimals before lookup and caching (3 = ~100 m).

@@ -368,6 +368,90 @@ def test_hook_resolve_location(tmp_path):
         assert h.run(h.kernel.hooks.resolve_location, 1.0, 2.0) is None
 
 
+def test_hook_resolve_location_after_a_plugin_asks_the_ones_behind_it(tmp_path):
+    """``after=self``: an implementation refines the answer of those after it, and only
+    theirs (it is not asked again, nor is anyone before it)."""
+    asked: list[str] = []
+
+    class Middle:
+        @hookimpl
+        def resolve_location(self, lat, lon):
+            asked.append("middle")
+
+    class Personal:
+        @hookimpl(tryfirst=True)
+        async def resolve_location(self, lat, lon, kernel):
+            asked.append("personal")
+            near = await kernel.hooks.resolve_location(lat, lon, after=self)
+            return "Home" + (f" — near {near}" if near else "")
+
+    class Geocoder:
+        @hookimpl(trylast=True)
+        def resolve_location(self, lat, lon):
+            asked.append("geocoder")
+            return None if lat == 0 else "Cambridge, MA"
+
+    personal = Personal()
+    plugins = {"geocoder": Geocoder(), "personal": personal}
+    with harness(tmp_path, extra_plugins=plugins) as h:
+        hooks = h.kernel.hooks
+        assert h.run(hooks.resolve_location, 42.37, -71.11) == "Home — near Cambridge, MA"
+        assert asked == ["personal", "geocoder"]
+        assert h.run(hooks.resolve_location, 0.0, 0.0) == "Home"
+        asked.clear()
+        assert h.run(lambda: hooks.resolve_location(1.0, 2.0, after=personal)) == "Cambridge, MA"
+        assert asked == ["geocoder"]
+        assert h.run(lambda: hooks.resolve_location(1.0, 2.0, after=object())) is None
+    with harness(tmp_path / "two", extra_plugins={**plugins, "middle": Middle()}) as h:
+        asked.clear()
+        assert h.run(h.kernel.hooks.resolve_location, 1.0, 2.0) == "Home — near Cambridge, MA"
+        assert asked == ["personal", "middle", "geocoder"]  # all after it, in order
+
+
+def test_hook_photo_context(tmp_path, library):
+    """Every plugin's text about a photo, in plugin order, with the file's entry; None and
+    blank answers are left out."""
+    make_jpeg(library / "a.jpg")
+    seen: list[tuple[str, object]] = []
+
+    class Messages:
+        @hookimpl
+        async def photo_context(self, file, entry):
+            seen.append((file.rel_path, entry.get("shout")))
+            return "Messages that day:\n- Alice: see you at the lake"
+
+    class Calendar:
+        @hookimpl
+        def photo_context(self, file, entry, kernel):
+            return f"Calendar: nothing on {file.rel_path}"
+
+    class Quiet:
+        @hookimpl
+        def photo_context(self, file):
+            return None if file.rel_path == "a.jpg" else "  "
+
+    class Extras:
+        @hookimpl
+        def file_extras(self, files):
+            return {f.id: {"shout": f.rel_path.upper()} for f in files}
+
+    plugins = {"calendar": Calendar(), "messages": Messages(), "quiet": Quiet(), "x": Extras()}
+    with harness(tmp_path, extra_plugins=plugins) as h:
+        h.scan()
+        hooks = h.kernel.hooks
+        assert hooks.implemented(hooks.photo_context)
+        ref = h.kernel.index.get(next(iter(h.kernel.libraries)).id, "a.jpg")
+        (entry,) = h.run(h.kernel.catalog.entries, [ref], None)
+        found = h.run(hooks.photo_context, ref, entry)
+        assert sorted(found) == [
+            ("calendar", "Calendar: nothing on a.jpg"),
+            ("messages", "Messages that day:\n- Alice: see you at the lake"),
+        ]
+        assert seen == [("a.jpg", "A.JPG")]
+    with harness(tmp_path / "none") as h:
+        assert not h.kernel.hooks.implemented(h.kernel.hooks.photo_context)
+
+
 # --- meta-tests ------------------------------------------------------------------------------
 
 
@@ -408,8 +492,9 @@ def test_every_hookspec_has_a_kind(name):
 def test_every_hookspec_has_a_facade_method(name):
     """Declarations on ``Declarations``, the rest on ``Hooks`` with the spec's arguments but
     ``kernel`` (the facade passes it), async exactly when the spec allows async plugins.
-    A facade method may add keyword-only options of its own (how the kernel calls the
-    plugins, never passed to them)."""
+    Keyword-only parameters of a facade method are its own options (``after`` of
+    ``resolve_location``, ``skip`` of ``drain_backlog``), with defaults, never passed to
+    plugins."""
     spec = getattr(hookspecs, name)
     contract = contract_of(spec)
     facade = Declarations if contract.kind == "declaration" else Hooks

@@ -87,6 +87,11 @@ class BeanParams(msgspec.Struct, forbid_unknown_fields=True):
     n: int
 
 
+class EchoParams(msgspec.Struct, forbid_unknown_fields=True):
+    text: str
+    times: int = 1
+
+
 class Context:
     """Stands in for exif, tags and faces (``file_extras``), a thumbnailer (``render``)
     and a plugin with tools, so the insights plugin is tested alone."""
@@ -130,7 +135,13 @@ class Context:
                 raise ValueError("negative beans")
             return {"beans": params.n * 2}
 
-        return [Tool("count_beans", "Count beans.", BeanParams, count_beans)]
+        async def echo(params: EchoParams, ctx: Any) -> str:
+            return params.text * params.times
+
+        return [
+            Tool("count_beans", "Count beans.", BeanParams, count_beans),
+            Tool("echo", "Say it again.", EchoParams, echo),
+        ]
 
 
 @pytest.fixture

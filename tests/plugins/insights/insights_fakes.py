@@ -15,11 +15,19 @@ overrides both. ``server.mode`` makes the next requests misbehave:
 
 ``server.delay`` (seconds) makes every answer slow. Every request is recorded (method,
 path, query, headers, JSON body).
+
+A model's streamed answer can be held before its last chunk (``server.hold = True``)
+until the test sets ``release_last`` — or the client hangs up, which sets ``hung_up``:
+how a test sees text reach its client while the backend has not finished, and that a
+client going away cancels the backend call. ``finished`` counts streamed answers sent
+to their end; ``sent_at`` holds the ``perf_counter`` of every content chunk written
+(``piece_delay`` seconds apart).
 """
 
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -181,7 +189,37 @@ class ScriptedModel(FakeServer):
         self.script: list[Say] = []
         self.default = Say(INSIGHT)
         self.responder: Callable[[dict[str, Any]], Say] | None = None
+        self.hold = False
+        self.piece_delay = 0.0  # seconds between a streamed answer's content chunks
+        self.release_last = threading.Event()
+        self.hung_up = threading.Event()
+        self.finished = 0
+        self.sent_at: list[float] = []
         self._lock = threading.Lock()
+
+    def chunk_sent(self) -> None:
+        self.sent_at.append(time.perf_counter())
+        if self.piece_delay:
+            time.sleep(self.piece_delay)
+
+    def hold_last(self, handler: _Handler) -> bool:
+        """Before a streamed answer's last chunk: with ``hold``, wait for
+        ``release_last`` (True) or for the client to hang up (False, ``hung_up`` set)."""
+        if not self.hold:
+            return True
+        sock = handler.connection
+        while not self.release_last.wait(0.01):
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                try:
+                    data = sock.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.hung_up.set()
+                    handler.close_connection = True
+                    return False
+        return True
 
     def next_answer(self, body: dict[str, Any]) -> Say:
         if self.responder is not None:
@@ -254,6 +292,7 @@ class FakeOllama(ScriptedModel):
                     "done": False,
                 }
                 handler.write(json.dumps(line).encode() + b"\n")
+                self.chunk_sent()
             if calls:
                 line = {
                     "model": model,
@@ -268,8 +307,11 @@ class FakeOllama(ScriptedModel):
                 "done_reason": "stop",
                 "eval_count": 10,
             }
+            if not self.hold_last(handler):
+                return
             handler.write(json.dumps(done).encode() + b"\n")
             handler.end_stream()
+            self.finished += 1
         except (BrokenPipeError, ConnectionResetError):
             return
 
@@ -326,6 +368,7 @@ class FakeOpenRouter(ScriptedModel):
                     handler.close_connection = True
                     return
                 handler.write(event({"role": "assistant", "content": piece}))
+                self.chunk_sent()
             for index, call in enumerate(calls):
                 arguments = call["function"]["arguments"]
                 half = len(arguments) // 2
@@ -336,9 +379,12 @@ class FakeOpenRouter(ScriptedModel):
                 handler.write(event({"tool_calls": [{
                     "index": index, "function": {"arguments": arguments[half:]},
                 }]}))  # fmt: skip
+            if not self.hold_last(handler):
+                return
             handler.write(event({}, "tool_calls" if calls else "stop"))
             handler.write(b"data: [DONE]\n\n")
             handler.end_stream()
+            self.finished += 1
         except (BrokenPipeError, ConnectionResetError):
             return
 
