@@ -32,7 +32,12 @@ from kernel.tables import workers
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 SCAN_LOCK_KEY = 0x696D_6167_6561_7069 & 0x7FFF_FFFF_FFFF_FFFF  # "imageapi", as a bigint
-KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+KEEPALIVE = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 
 
 def new_owner() -> str:

@@ -50,6 +50,7 @@ def file_key_column() -> Column[int]:
         autoincrement=False,
     )
 
+
 # Scale-out bookkeeping (used only on PostgreSQL; see kernel/claims.py and kernel/cluster.py).
 claims = Table(
     "claims",
