@@ -110,7 +110,13 @@ def serve(no_scan: bool, no_background: bool, workers: int) -> None:
     kernel.migrate()
     if count_users(kernel.db) == 0:
         password = secrets.token_urlsafe(12)
-        create_user(kernel.db, "admin", password)
+        try:
+            create_user(kernel.db, "admin", password)
+        except UserExists:  # another server of the same database made it a moment ago
+            password = ""
+    else:
+        password = ""
+    if password:
         host = "127.0.0.1" if config.bind_host in ("0.0.0.0", "::") else config.bind_host
         click.echo(
             "\nCreated the first user.\n"
