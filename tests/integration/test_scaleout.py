@@ -262,3 +262,46 @@ def test_killed_worker_work_finished_by_the_other(cluster: Cluster) -> None:
     assert attempts[-1] == 2 and "re-queued" in c.log("w2")
     assert c.sql("SELECT count(*) FROM thumbnails")[0][0] == photos + videos
     assert c.sql("SELECT count(*) FROM claims WHERE queue <> 'hash'")[0][0] == 0
+
+
+@pytest.mark.requires_plugins("uploads")
+def test_api_killed_mid_upload_leaves_no_file_and_no_row(cluster: Cluster) -> None:
+    c = cluster
+    (c.tmp / "plugins.toml").write_text(TOML + "[plugins.uploads]\nenabled = true\n")
+    fill(c.library, 3, 0)
+    c.cli("db", "upgrade")
+    c.start("api1", "serve", "--no-background", "--workers", "1")
+    c.wait_http("api1")
+    password = re.search(r"password:\s+(\S+)", c.log("api1")).group(1)
+    base = f"http://127.0.0.1:{c.ports['api1']}"
+    token = httpx.post(f"{base}/login", json={"username": "admin", "password": password})
+    photo = make_jpeg(c.tmp / "upload-source.jpg", size=(2000, 1500)).read_bytes()
+    body = photo * 20  # several MB, announced in full, half sent
+    boundary = "imageapi-test-boundary"
+    head = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"path\"\r\n\r\np0\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+        'filename="partial.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    length = len(head) + len(body) + len(tail)
+    with socket.create_connection(("127.0.0.1", c.ports["api1"])) as sock:
+        sock.sendall(
+            (
+                f"POST /image HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                f"{token.json()['token']}\r\nContent-Type: multipart/form-data; "
+                f"boundary={boundary}\r\nContent-Length: {length}\r\n\r\n"
+            ).encode()
+            + head
+            + body[: len(body) // 2]
+        )
+        time.sleep(1.0)  # the server has streamed what arrived to its staging file
+        c.kill("api1")
+    c.start("w1", "worker")
+    end = time.monotonic() + 60
+    while "initial scan" not in c.log("w1"):
+        assert time.monotonic() < end, c.log("w1")[-3000:]
+        time.sleep(0.2)
+    names = sorted(p.name for p in c.library.rglob("*") if p.is_file())
+    assert names == ["photo0000.jpg", "photo0001.jpg", "photo0002.jpg"]
+    assert c.sql("SELECT count(*) FROM files")[0][0] == 3
