@@ -279,8 +279,8 @@ def test_api_killed_mid_upload_leaves_no_file_and_no_row(cluster: Cluster) -> No
     body = photo * 20  # several MB, announced in full, half sent
     boundary = "imageapi-test-boundary"
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"path\"\r\n\r\np0\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+        f'--{boundary}\r\nContent-Disposition: form-data; name="path"\r\n\r\np0\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
         'filename="partial.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
     ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
