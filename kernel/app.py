@@ -78,6 +78,7 @@ def create_app(
     """
     if migrate:
         kernel.migrate()
+    kernel.roles.append("http")
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -81,10 +81,16 @@ def cli() -> None:
 
 
 SERVE_NO_SCAN_ENV = "IMAGEAPI_SERVE_NO_SCAN"  # from ``serve --no-scan`` to its workers
+SERVE_ONLY_ENV = "IMAGEAPI_SERVE_ONLY"  # from ``serve --no-background`` to its workers
 
 
 @cli.command()
 @click.option("--no-scan", is_flag=True, help="Do not scan or watch the libraries.")
+@click.option(
+    "--no-background",
+    is_flag=True,
+    help="Only serve: no scans, no backlogs, no pre-generation (`imageapi worker` does them).",
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -92,7 +98,7 @@ SERVE_NO_SCAN_ENV = "IMAGEAPI_SERVE_NO_SCAN"  # from ``serve --no-scan`` to its 
     show_default="one per CPU",
     help="Serving processes; one of them also scans, watches and catches up backlogs.",
 )
-def serve(no_scan: bool, workers: int) -> None:
+def serve(no_scan: bool, no_background: bool, workers: int) -> None:
     """Migrate, make sure a user exists, and serve on BIND_URL."""
     import uvicorn
 
@@ -104,7 +110,13 @@ def serve(no_scan: bool, workers: int) -> None:
     kernel.migrate()
     if count_users(kernel.db) == 0:
         password = secrets.token_urlsafe(12)
-        create_user(kernel.db, "admin", password)
+        try:
+            create_user(kernel.db, "admin", password)
+        except UserExists:  # another server of the same database made it a moment ago
+            password = ""
+    else:
+        password = ""
+    if password:
         host = "127.0.0.1" if config.bind_host in ("0.0.0.0", "::") else config.bind_host
         click.echo(
             "\nCreated the first user.\n"
@@ -126,7 +138,8 @@ def serve(no_scan: bool, workers: int) -> None:
         # interpreter running uvicorn's, instead of keeping this one's ~85 MB of loaded
         # application for nothing.
         kernel.db.dispose()
-        os.environ[SERVE_NO_SCAN_ENV] = "1" if no_scan else ""
+        os.environ[SERVE_NO_SCAN_ENV] = "1" if no_scan or no_background else ""
+        os.environ[SERVE_ONLY_ENV] = "1" if no_background else ""
         click.echo(f"{workers} serving processes")
         sys.stdout.flush()
         sys.stderr.flush()
@@ -141,7 +154,9 @@ def serve(no_scan: bool, workers: int) -> None:
     if no_scan:
         kernel.config.kernel.scan_on_startup = False
         kernel.config.kernel.watch = False
-    app = create_app(kernel, migrate=False, background=not no_scan, freeze_heap=True)
+    kernel.serve_only = no_background
+    background = not (no_scan or no_background)
+    app = create_app(kernel, migrate=False, background=background, freeze_heap=True)
     uvicorn.run(app, **options)
 
 
@@ -157,9 +172,64 @@ def worker_app() -> Litestar:
     kernel = command_kernel(config)
     stop_with_parent()
     scan = not os.environ.get(SERVE_NO_SCAN_ENV)
+    kernel.serve_only = bool(os.environ.get(SERVE_ONLY_ENV))
     if scan:
         kernel.background_lock = BackgroundLock(config.data_dir / "background.lock")
     return create_app(kernel, migrate=False, background=scan, freeze_heap=True)
+
+
+WORK_KINDS = ("scan", "hash")  # the kernel's own kinds of background work
+
+
+@cli.command()
+@click.option(
+    "--only",
+    default="",
+    metavar="KINDS",
+    help="Comma-separated: scan, hash and plugin names (thumbnails,exif,hls,...); default all.",
+)
+def worker(only: str) -> None:
+    """Do background work with no HTTP port: hashing, every plugin's backlog, HLS jobs,
+    and scanning and watching while this process holds the scan lock. Several workers on
+    several machines share one PostgreSQL (on SQLite: one process per machine)."""
+    import signal
+
+    config = _config()
+    logging.getLogger().setLevel(config.log_level)
+    kinds = {k.strip() for k in only.split(",") if k.strip()}
+    plugins = None
+    if kinds:
+        try:
+            enabled = set(build_plugin_manager(config).enabled_names())
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+        unknown = kinds - enabled - set(WORK_KINDS)
+        if unknown:
+            raise click.ClickException(
+                f"--only: {', '.join(sorted(unknown))} is neither {' nor '.join(WORK_KINDS)}"
+                " nor an enabled plugin"
+            )
+        plugins = sorted(kinds & enabled)
+    kernel = command_kernel(config, only=plugins, migrate=True)
+    if kinds:
+        kernel.work_kinds = frozenset(kinds)
+    if not kernel.claims.shared:
+        kernel.background_lock = BackgroundLock(config.data_dir / "background.lock")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        kernel.roles.append("worker")
+        await kernel.start(background=True)
+        click.echo(f"worker {kernel.claims.owner} running: {', '.join(kernel.roles)}")
+        try:
+            await stop.wait()
+        finally:
+            await kernel.stop()
+
+    asyncio.run(run())
 
 
 @cli.command()

@@ -49,6 +49,13 @@ class KernelSettings(msgspec.Struct, forbid_unknown_fields=True):
     sqlite_mmap_mb: Annotated[int, msgspec.Meta(ge=0)] = 0
     #: SQLite's own page cache per pooled connection (private memory, grown as used)
     sqlite_cache_mb: Annotated[int, msgspec.Meta(ge=1)] = 2
+    #: PostgreSQL scale-out: a claim on a unit of work expires this long after its
+    #: owner's last renewal (a killed worker's files go back to the others)
+    lease_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    #: how often every process records that it is alive (``GET /health`` lists them)
+    heartbeat_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    #: a worker with nothing to do looks for hashing and backlog work this often
+    work_poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
 
 
 @dataclass

@@ -13,6 +13,8 @@ from kernel import migrate
 from kernel.auth import TokenCache
 from kernel.background import TAKEOVER_SECONDS, BackgroundLock
 from kernel.catalog import Catalog
+from kernel.claims import Claims
+from kernel.cluster import Heartbeat, ScanLock, new_owner
 from kernel.config import Config, ConfigError
 from kernel.db import Database
 from kernel.dispatch import Dispatcher
@@ -75,6 +77,15 @@ class Kernel:
         #: True in a process that only serves while another does the background work
         self.serve_only = False
         self.tokens = TokenCache(self.db)
+        #: this process's leases on units of work (PostgreSQL; a no-op on SQLite)
+        self.claims = Claims(self.db, new_owner(), settings.lease_seconds)
+        #: what this process runs ("http", "scan", "hash", plugin names), for /health
+        self.roles: list[str] = []
+        self.heartbeat = Heartbeat(self.db, self.claims, settings.heartbeat_seconds)
+        self.heartbeat.roles = self.roles
+        #: the background work this process may do (``imageapi worker --only``); None: all
+        self.work_kinds: frozenset[str] | None = None
+        self.scan_lock: ScanLock | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._tools: dict[str, Tool] | None = None
         self.registry.activate(self)  # plugin classes are built here, with this kernel
@@ -148,7 +159,7 @@ class Kernel:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self, *, background: bool = True) -> None:
-        """Migrations done by the caller; fire on_startup, then start scanning and watching.
+        """Migrations done by the caller; fire on_startup, then start the background work.
 
         With a ``background_lock`` (one of several serving processes) this process does
         the background work only while it holds the lock; until then it only serves
@@ -157,12 +168,13 @@ class Kernel:
         if background and self.background_lock is not None:
             self.serve_only = not self.background_lock.try_acquire()
         await self.hooks.on_startup()
+        await asyncio.to_thread(self.heartbeat.start)
         if not background:
             return
         if self.serve_only:
             self.spawn_background(self._take_over(), "background takeover")
         else:
-            self.start_scanning()
+            self.start_background()
 
     async def _take_over(self) -> None:
         assert self.background_lock is not None
@@ -170,15 +182,73 @@ class Kernel:
             await asyncio.sleep(TAKEOVER_SECONDS)
         log.info("process %d took over the background work", os.getpid())
         self.serve_only = False
-        self.start_scanning()
+        self.start_background()
 
-    def start_scanning(self) -> None:
+    def does(self, kind: str) -> bool:
+        """May this process do background work of ``kind`` (``scan``, ``hash``)?"""
+        return self.work_kinds is None or kind in self.work_kinds
+
+    def start_background(self) -> None:
+        """SQLite: scan, watch and drain backlogs here (the one background process).
+        PostgreSQL: take claimed work (hashing, every plugin's backlog) in a loop, and
+        scan and watch while holding the scan lock, which any process may take over."""
+        if not self.claims.shared:
+            self.roles.append("scan")
+            self.start_scanning()
+            return
+        if self.does("hash"):
+            self.roles.append("hash")
+        workers = {
+            impl.plugin_name
+            for hook in (self.pm.hook.drain_backlog, self.pm.hook.on_hashed)
+            for impl in hook.get_hookimpls()
+        }
+        self.roles.extend(sorted(workers))
+        if self.does("scan"):
+            self.spawn_background(self._lead_scanning(), "scan lock")
+        self.spawn_background(self._work_forever(), "claimed work")
+
+    async def _lead_scanning(self) -> None:
+        """Take the scan lock when it is free, scan and watch while it is held."""
+        lock = self.scan_lock = ScanLock(self.db.url)
+        while True:
+            try:
+                acquired = await asyncio.to_thread(lock.try_acquire)
+            except Exception:
+                log.warning("could not ask for the scan lock; retrying", exc_info=True)
+                acquired = False
+            if acquired:
+                log.info("process %d holds the scan lock: scanning and watching", os.getpid())
+                self.roles.append("scan")
+                tasks = self.start_scanning()
+                while await asyncio.to_thread(lock.alive):
+                    await asyncio.sleep(TAKEOVER_SECONDS)
+                for task in tasks:
+                    task.cancel()
+                self.roles.remove("scan")
+            await asyncio.sleep(TAKEOVER_SECONDS)
+
+    async def _work_forever(self) -> None:
+        """Hash and drain backlogs, claimed, for as long as there is work; then poll."""
+        poll = self.config.kernel.work_poll_seconds
+        while True:
+            try:
+                done = await self.scanner.work(hash_files=self.does("hash"))
+            except Exception:
+                log.exception("claimed work failed; retrying")
+                done = 0
+            if not done:
+                await asyncio.sleep(poll)
+
+    def start_scanning(self) -> list[asyncio.Task[Any]]:
         """The initial scan, the periodic tick (every plugin's backlog) and the watcher."""
+        tasks = []
         if self.config.kernel.scan_on_startup:
-            self.spawn_background(self._initial_scan(), "initial scan")
-        self.spawn_background(self.scanner.run_forever(), "periodic scans")
+            tasks.append(self.spawn_background(self._initial_scan(), "initial scan"))
+        tasks.append(self.spawn_background(self.scanner.run_forever(), "periodic scans"))
         if self.config.kernel.watch:
-            self.spawn_background(self.watcher.run(), "file watcher")
+            tasks.append(self.spawn_background(self.watcher.run(), "file watcher"))
+        return tasks
 
     async def _initial_scan(self) -> None:
         report = await self.scanner.scan(full=True)
@@ -190,12 +260,13 @@ class Kernel:
             report.hashed,
         )
 
-    def spawn_background(self, coro: Any, name: str) -> None:
+    def spawn_background(self, coro: Any, name: str) -> asyncio.Task[Any]:
         """Run a coroutine beside the server; it is cancelled when the kernel stops."""
         task = asyncio.create_task(coro, name=name)
         task.add_done_callback(_log_task_end)
         task.add_done_callback(lambda t: t in self._tasks and self._tasks.remove(t))
         self._tasks.append(task)
+        return task
 
     async def stop(self) -> None:
         self.watcher.stop_event.set()
@@ -205,6 +276,9 @@ class Kernel:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         await self.hooks.on_shutdown()
+        await asyncio.to_thread(self.heartbeat.stop)
+        if self.scan_lock is not None:
+            self.scan_lock.dispose()
         self.scanner.close()
         self.db.dispose()
         if self.background_lock is not None:

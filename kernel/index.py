@@ -173,9 +173,10 @@ class FileIndex:
                 .values(status="missing", missing_since=now, updated_at=now)
             )
 
-    def unhashed(self, limit: int) -> list[FileRef]:
-        """Present files still waiting for a content hash (the hashing backlog)."""
-        query = (
+    @staticmethod
+    def unhashed_query() -> Any:
+        """Present files still waiting for a content hash (the hashing backlog), unlimited."""
+        return (
             select(*FILE_COLUMNS)
             .where(
                 files.c.status == "present",
@@ -183,7 +184,9 @@ class FileIndex:
                 files.c.error.is_(None),
             )
             .order_by(files.c.id)
-            .limit(limit)
         )
+
+    def unhashed(self, limit: int) -> list[FileRef]:
+        """The first ``limit`` files of the hashing backlog."""
         with self.db.read() as conn:
-            return self.refs(conn.execute(query).all())
+            return self.refs(conn.execute(self.unhashed_query().limit(limit)).all())

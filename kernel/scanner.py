@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int | None], None]
 BATCH = 2000
 IDLE_RECHECK_SECONDS = 300.0  # an idle backlog is asked again after this, changes or not
+HASH_QUEUE = "hash"
 
 
 @dataclass
@@ -296,12 +297,13 @@ class Scanner:
         """Hash batch after batch; a batch's ``on_hashed`` (EXIF, thumbnails, ...) runs while
         the next batch is hashed, so the first ingest keeps every core busy."""
         loop = asyncio.get_running_loop()
+        claims = self.kernel.claims
         hashed = failed = 0
         chunk_size = max(16, self.workers * 8)
         announcing: asyncio.Future[None] | None = None
         try:
             while True:
-                batch = await asyncio.to_thread(self.kernel.index.unhashed, chunk_size)
+                batch = await asyncio.to_thread(self._claim_unhashed, chunk_size)
                 outcomes = await asyncio.gather(
                     *(
                         loop.run_in_executor(
@@ -311,9 +313,11 @@ class Scanner:
                     )
                 )
                 usable = [o for o in outcomes if not o.changed]
+                if usable:
+                    await asyncio.to_thread(self._store_hashes, usable)
+                await asyncio.to_thread(claims.release, HASH_QUEUE, [f.id for f in batch])
                 if not usable:
                     break
-                await asyncio.to_thread(self._store_hashes, usable)
                 by_id = {f.id: f for f in batch}
                 done = [o for o in usable if o.content_hash]
                 failed += len(usable) - len(done)
@@ -332,6 +336,12 @@ class Scanner:
                 announcing.cancel()
             raise
         return hashed, failed
+
+    def _claim_unhashed(self, limit: int) -> list[FileRef]:
+        """The next files to hash; on PostgreSQL, leased to this process (several workers
+        hash side by side, each file once, and ``on_hashed`` fires where it was hashed)."""
+        index = self.kernel.index
+        return index.refs(self.kernel.claims.take(HASH_QUEUE, index.unhashed_query(), limit))
 
     def _store_hashes(self, outcomes: list[HashOutcome]) -> None:
         now = time.time()
@@ -381,6 +391,16 @@ class Scanner:
             else:
                 self._idle_backlogs.pop(name, None)
         return {**{name: 0 for name in idle}, **done}
+
+    async def work(self, *, hash_files: bool = True) -> int:
+        """One round of claimed work for a worker that does not scan: hash what is
+        unhashed, then every plugin's backlog. Returns how many units were done."""
+        async with self.lock:
+            hashed = failed = 0
+            if hash_files:
+                hashed, failed = await self.hash_backlog()
+            drained = await self.drain_backlogs()
+            return hashed + failed + sum(drained.values())
 
     # --- the periodic loop ------------------------------------------------------------------
 

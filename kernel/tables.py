@@ -49,3 +49,25 @@ def file_key_column() -> Column[int]:
         primary_key=True,
         autoincrement=False,
     )
+
+
+# Scale-out bookkeeping (used only on PostgreSQL; see kernel/claims.py and kernel/cluster.py).
+claims = Table(
+    "claims",
+    metadata,
+    Column("queue", String(64), primary_key=True),
+    Column("key", BigInteger, primary_key=True, autoincrement=False),
+    Column("owner", String(200), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("roles", Text, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)

@@ -30,12 +30,24 @@ class TokenResponse(msgspec.Struct):
     token: str
 
 
+class WorkerInfo(msgspec.Struct):
+    """A process that recorded a heartbeat recently (PostgreSQL scale-out)."""
+
+    host: str
+    pid: int
+    roles: list[str]  # "http", "worker", "scan", "hash", plugin names
+    started_at: float  # Unix time
+    heartbeat_at: float  # Unix time of its last heartbeat
+
+
 class Health(msgspec.Struct):
     status: str
     database: str  # the SQL dialect: "sqlite" or "postgresql"
     plugins: list[str]
     pid: int  # the serving process that answered (``serve --workers`` runs several)
     background: bool  # whether it is the one scanning, watching and catching up backlogs
+    #: every process seen within three heartbeats (on PostgreSQL; empty on SQLite)
+    workers: list[WorkerInfo] = []
 
 
 class ToolFunction(msgspec.Struct):
@@ -75,13 +87,21 @@ async def login(kernel: KernelDep, data: JSONBody[LoginRequest]) -> TokenRespons
     operation_class=PublicOperation,
 )
 async def health(kernel: KernelDep) -> Health:
-    def ping() -> None:
+    def ping() -> list[WorkerInfo]:
+        if kernel.claims.shared:
+            return [msgspec.convert(w, WorkerInfo) for w in kernel.heartbeat.recent()]
         with kernel.db.read() as conn:
             conn.exec_driver_sql("SELECT 1")
+        return []
 
-    await asyncio.to_thread(ping)
+    seen = await asyncio.to_thread(ping)
     return Health(
-        "ok", kernel.db.dialect, kernel.registry.enabled_names(), os.getpid(), not kernel.serve_only
+        "ok",
+        kernel.db.dialect,
+        kernel.registry.enabled_names(),
+        os.getpid(),
+        not kernel.serve_only,
+        seen,
     )
 
 

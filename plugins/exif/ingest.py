@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from kernel.core import Kernel
 
 log = logging.getLogger(__name__)
+QUEUE = "exif"  # the claims queue (several workers over PostgreSQL)
 
 
 class GroupWriter:
@@ -81,8 +82,9 @@ def backlog_query(limit: int | None) -> Any:
 
 
 def backlog(kernel: Kernel, limit: int) -> list[FileRef]:
-    with kernel.db.read() as conn:
-        return kernel.index.refs(conn.execute(backlog_query(limit)).all())
+    """The next ``limit`` files to read; on PostgreSQL, leased to this process."""
+    query = backlog_query(None)
+    return kernel.index.refs(kernel.claims.take(QUEUE, query, limit))
 
 
 class Ingester:
@@ -121,9 +123,18 @@ class Ingester:
 
     async def on_hashed(self, file: FileRef) -> None:
         assert file.content_hash is not None
-        row = await self.extract_async(file, file.content_hash)
-        if row is not None:
-            await self.writer.write(row)
+        claims = self.kernel.claims
+        if claims.shared:  # another worker may be reading it from the backlog already
+            query = backlog_query(None)
+            if await asyncio.to_thread(claims.take_one, QUEUE, query, file.id) is None:
+                return
+        try:
+            row = await self.extract_async(file, file.content_hash)
+            if row is not None:
+                await self.writer.write(row)
+        finally:
+            if claims.shared:
+                await asyncio.to_thread(claims.release, QUEUE, [file.id])
 
     async def drain(self, limit: int) -> int:
         """Extract up to ``limit`` backlog files, as many at a time as the pool has
@@ -144,7 +155,10 @@ class Ingester:
                 *(self.extract_async(ref, ref.content_hash or "") for ref in chunk)
             )
             await asyncio.to_thread(store.upsert, kernel, [r for r in rows if r is not None])
+            await asyncio.to_thread(kernel.claims.release, QUEUE, [ref.id for ref in chunk])
             done += len(chunk)
+        if len(refs) > done:  # stopped by the deadline: let anybody take the rest
+            await asyncio.to_thread(kernel.claims.release, QUEUE, [r.id for r in refs[done:]])
         return done
 
     def close(self) -> None:

@@ -86,6 +86,7 @@ class Job:
     queued_at: float
     started_at: float | None
     finished_at: float | None
+    updated_at: float
 
     def same_source(self, size: int, mtime_ns: int) -> bool:
         return self.source_size == size and self.source_mtime_ns == mtime_ns
@@ -353,6 +354,17 @@ def stale(db: Database, limit: int) -> list[int]:
 def running(db: Database) -> list[Job]:
     with db.read() as conn:
         return [_job(r) for r in conn.execute(select(hls_jobs).where(J.status == RUNNING))]
+
+
+def touch(db: Database, owner: str) -> int:
+    """Renew the lease of every run ``owner`` has (its ``updated_at``); how many it has."""
+    with db.write() as conn:
+        result = conn.execute(
+            update(hls_jobs)
+            .where(J.status == RUNNING, J.owner == owner)
+            .values(updated_at=time.time())
+        )
+    return int(result.rowcount or 0)
 
 
 def owned_by(db: Database, owner: str) -> list[Job]:

@@ -8,9 +8,12 @@ run continues (SIGCONT) when a slot is free again. Runs execute in this service'
 threads, so long transcodes never hold the threads the server uses for requests.
 
 Ownership: a claimed row records ``owner`` (host, pid, process start time, and a nonce
-per service). At start-up, a ``running`` row whose owner is gone (``kill -9``, power cut)
-is re-queued and its partial output deleted; its ffmpeg, if it outlived the server, is
-killed first.
+per service). On SQLite (one machine) a ``running`` row whose owner is gone (``kill -9``,
+power cut) is re-queued at start-up and its partial output deleted; its ffmpeg, if it
+outlived the server, is killed first. On PostgreSQL several machines run jobs from the
+one table: a claimed row is a lease its owner renews (``updated_at``, every third of the
+kernel's ``lease_seconds``), and any process re-queues a run whose lease expired, on
+every poll — the owner of a run on another machine cannot be asked through ``/proc``.
 """
 
 from __future__ import annotations
@@ -129,20 +132,43 @@ class HlsService:
 
     # --- the loop --------------------------------------------------------------------------
 
+    @property
+    def shared(self) -> bool:
+        """Several processes, maybe on several machines, run jobs (PostgreSQL)."""
+        return self.kernel.claims.shared
+
+    @property
+    def lease(self) -> float:
+        return self.kernel.config.kernel.lease_seconds
+
+    async def _renew_forever(self) -> None:
+        """Keep this service's runs leased while it lives (PostgreSQL)."""
+        while not self.closed:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await asyncio.to_thread(jobs.touch, self.db, self.owner)
+            except Exception:  # the database is away for a moment: next time
+                log.warning("hls: could not renew the leases of the runs", exc_info=True)
+
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()
+        if self.shared:
+            self.kernel.spawn_background(self._renew_forever(), "hls: leases")
         await asyncio.to_thread(self.recover)
         if self.pregenerating:
             while await asyncio.to_thread(self.queue_backlog, 1000) == 1000:
                 pass
+        poll = min(POLL_SECONDS, self.lease / 3) if self.shared else POLL_SECONDS
         while not self.closed:
             self.wake.clear()
             try:
+                if self.shared:  # runs of processes that died elsewhere
+                    await asyncio.to_thread(self.recover, sweep=False)
                 await self.schedule()
             except Exception:  # a database hiccup must not end the worker
                 log.exception("hls: scheduling failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
+                await asyncio.wait_for(self.wake.wait(), poll)
 
     async def schedule(self) -> None:
         """Start, suspend and resume runs until the slots are used as well as they can be."""
@@ -357,20 +383,30 @@ class HlsService:
 
     # --- start-up and shutdown -----------------------------------------------------------------
 
-    def recover(self) -> int:
+    def _owner_gone(self, job: jobs.Job) -> bool:
+        if job.owner == self.owner:
+            return False
+        if self.shared:  # a lease: the owner may be on another machine
+            return job.updated_at < time.time() - self.lease
+        return not (job.owner and owner_alive(job.owner))
+
+    def recover(self, *, sweep: bool = True) -> int:
         """Re-queue the runs of dead servers and delete their partial output."""
         recovered = 0
         for job in jobs.running(self.db):
-            if job.owner and owner_alive(job.owner):
+            if not self._owner_gone(job):
                 continue
-            if job.pid and job.out_key:
+            same_host = (job.owner or "").split(":", 1)[0] == HOST
+            if job.pid and job.out_key and same_host:
                 kill_orphan(job.pid, layout.run_dir(self.root, job.file_id, job.out_key))
             if jobs.requeue(self.db, job.file_id, job.out_key, owner=job.owner):
                 layout.remove_run(self.root, job.file_id, job.out_key)
                 recovered += 1
         if recovered:
             log.info("hls: re-queued %d interrupted job(s)", recovered)
-        layout.sweep(self.root, jobs.output_keys(self.db))
+            self.wake.set()
+        if sweep:
+            layout.sweep(self.root, jobs.output_keys(self.db))
         return recovered
 
     async def close(self) -> None:

@@ -117,14 +117,16 @@ class Plugin(KernelPlugin[ThumbnailSettings]):
         """Put idle render threads to work while the scanner is still hashing (returns at
         once; when every thread is busy the file waits for ``on_hashed`` as usual)."""
         variants = self.thumbnailer.pregenerated(file)
-        if variants:
+        if variants and not self.kernel.claims.shared:  # scale-out: renders are claimed
             self.thumbnailer.submit_if_idle(file, variants)
 
     @hookimpl
     async def on_hashed(self, file: FileRef) -> None:
         """Hand the file to the pool and return: the scanner hashes on meanwhile."""
         variants = self.thumbnailer.pregenerated(file)
-        if variants:
+        if not variants:
+            return
+        if not self.kernel.claims.shared or await asyncio.to_thread(self.thumbnailer.claim, file):
             await self.thumbnailer.submit_bounded(file, variants)
 
     @hookimpl

@@ -209,8 +209,9 @@ def _lacks_any(tokens: Sequence[str]) -> ColumnElement[bool]:
     return or_(*(thumbnails.c.sizes.not_like(f"% {token} %") for token in tokens))
 
 
-def backlog(db: Database, limit: int, tokens: Mapping[str, Sequence[str]]) -> list[Any]:
-    """Present, hashed files whose renditions are missing or were made from other content.
+def backlog_query(tokens: Mapping[str, Sequence[str]]) -> Any:
+    """Present, hashed files whose renditions are missing or were made from other content
+    (unlimited; None when no media type has renditions made on ingest).
 
     ``tokens`` maps a media type to the renditions made on ingest for it; a media type
     with none is not in the backlog. An anti-join on the primary key: cheap even when
@@ -218,7 +219,7 @@ def backlog(db: Database, limit: int, tokens: Mapping[str, Sequence[str]]) -> li
     """
     kinds = [kind for kind, wanted in tokens.items() if wanted]
     if not kinds:
-        return []
+        return None
     t = thumbnails
     stale = or_(
         t.c.file_id.is_(None),
@@ -229,7 +230,7 @@ def backlog(db: Database, limit: int, tokens: Mapping[str, Sequence[str]]) -> li
             or_(*(and_(files.c.media_type == k, _lacks_any(tokens[k])) for k in kinds)),
         ),
     )
-    query = (
+    return (
         select(*FILE_COLUMNS)
         .select_from(files.outerjoin(t, t.c.file_id == files.c.id))
         .where(
@@ -239,10 +240,16 @@ def backlog(db: Database, limit: int, tokens: Mapping[str, Sequence[str]]) -> li
             stale,
         )
         .order_by(files.c.id)
-        .limit(limit)
     )
+
+
+def backlog(db: Database, limit: int, tokens: Mapping[str, Sequence[str]]) -> list[Any]:
+    """The first ``limit`` files of ``backlog_query``."""
+    query = backlog_query(tokens)
+    if query is None:
+        return []
     with db.read() as conn:
-        return list(conn.execute(query).all())
+        return list(conn.execute(query.limit(limit)).all())
 
 
 def rebuild_targets(db: Database, *, failed_only: bool) -> list[int]:

@@ -42,6 +42,7 @@ INTERACTIVE, INGEST = 0, 1
 COMMIT_WAIT = 30.0  # seconds a request waits for its state row; the file is there anyway
 _STOP = -1
 READY_KEPT = 8192  # (file, variant) pairs known rendered, per process
+QUEUE = "thumbnails"  # the claims queue of ingest renders (PostgreSQL scale-out)
 
 
 class Unrenderable(Exception):
@@ -145,7 +146,7 @@ class Thumbnailer:
         self._lock = threading.Lock()
         self._jobs: dict[int, Job] = {}
         self._slots: asyncio.Semaphore | None = None
-        self.writer = StateWriter(kernel.db)
+        self.writer = StateWriter(kernel.db, on_commit=self.release)
         #: renditions known to be up to date, until the next commit (``serve``)
         self.ready: VersionedCache[Path] = VersionedCache(READY_KEPT)
 
@@ -318,6 +319,8 @@ class Thumbnailer:
         future = self.ensure(ref, variants, priority=INGEST)
 
         def settled(done: Future[Outcome]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                self.release([ref.id])  # no row was recorded: let anybody try again
             if not done.cancelled() and done.exception() is not None:
                 log.error(
                     "thumbnails: %s: %s", ref.rel_path, done.exception(), exc_info=done.exception()
@@ -338,16 +341,37 @@ class Thumbnailer:
     async def drain(self, limit: int, budget: float) -> int:
         """Render the backlog (up to ``limit`` files, stopping after ``budget`` seconds)."""
         await self.wait_idle()
-        rows = await asyncio.to_thread(store.backlog, self.kernel.db, limit, self.tokens())
+        query = store.backlog_query(self.tokens())
+        if query is None:
+            return 0
+        rows = await asyncio.to_thread(self.kernel.claims.take, QUEUE, query, limit)
         deadline = time.monotonic() + budget
         handed = 0
-        for ref in self.kernel.index.refs(rows):
+        refs = self.kernel.index.refs(rows)
+        for ref in refs:
             if time.monotonic() > deadline:
                 break
             await self.submit_bounded(ref, self.pregenerated(ref))
             handed += 1
+        if handed < len(refs):  # stopped by the deadline: let anybody take the rest
+            await asyncio.to_thread(self.release, [r.id for r in refs[handed:]])
         await self.wait_idle()
         return handed
+
+    # --- claims (several workers over PostgreSQL) ---------------------------------------
+
+    def claim(self, ref: FileRef) -> bool:
+        """Lease ``ref``'s ingest render to this process: True when it is still in the
+        backlog and nobody else holds it (always True on SQLite, where nothing is claimed)."""
+        claims = self.kernel.claims
+        if not claims.shared:
+            return True
+        query = store.backlog_query(self.tokens())
+        return query is not None and claims.take_one(QUEUE, query, ref.id) is not None
+
+    def release(self, file_ids: list[int]) -> None:
+        """Give back the leases of files whose rows are committed (or failed to render)."""
+        self.kernel.claims.release(QUEUE, file_ids)
 
     def close(self) -> None:
         """Finish the renders under way, commit their rows, stop the threads."""

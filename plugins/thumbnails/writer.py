@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kernel.db import Database
@@ -30,8 +31,17 @@ _WAKE, _STOP = object(), object()
 class StateWriter:
     """One thread committing ``store.Record``s; ``pending`` shows what is not yet in."""
 
-    def __init__(self, db: Database, *, linger: float = 0.2, batch: int = 500) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        linger: float = 0.2,
+        batch: int = 500,
+        on_commit: Callable[[list[int]], None] | None = None,
+    ) -> None:
         self.db = db
+        #: called with the file ids of each committed batch (claims are released there)
+        self.on_commit = on_commit
         self.linger = linger
         self.batch = batch
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -107,6 +117,11 @@ class StateWriter:
             store.record_many(self.db, [record for record, _, _ in batch])
         except Exception:  # the files exist; the backlog renders them again next tick
             log.exception("thumbnails: could not record %d outcomes", len(batch))
+        if self.on_commit is not None:
+            try:
+                self.on_commit([record.ref.id for record, _, _ in batch])
+            except Exception:  # the leases then expire on their own
+                log.exception("thumbnails: could not release %d claims", len(batch))
         with self._lock:
             for record, state, _ in batch:
                 if self._pending.get(record.ref.id) is state:

@@ -114,7 +114,7 @@ def test_db_commands_per_plugin_branch(cli_env):
     runner = CliRunner()
     upgraded = runner.invoke(cli, ["db", "upgrade"])
     assert upgraded.exit_code == 0, upgraded.output
-    assert "kernel: k0003" in upgraded.output and "hello: hello_0002" in upgraded.output
+    assert "kernel: k0004" in upgraded.output and "hello: hello_0002" in upgraded.output
     current = runner.invoke(cli, ["db", "current"]).output
     assert "hello" in current and "hello_0002" in current
     down = runner.invoke(cli, ["db", "downgrade", "hello"])
