@@ -88,6 +88,19 @@ def store_detection(
     content_hash: str,
     rel_path: str,
     faces: Sequence[NewFace],
+    **options: Any,
+) -> list[int] | None:
+    """``write_detection`` in a transaction of its own."""
+    with db.write() as conn:
+        return write_detection(conn, library_id, content_hash, rel_path, faces, **options)
+
+
+def write_detection(
+    conn: Connection,
+    library_id: int,
+    content_hash: str,
+    rel_path: str,
+    faces: Sequence[NewFace],
     *,
     status: str = "detected",
     error: str | None = None,
@@ -101,25 +114,23 @@ def store_detection(
     returned; with it (a rerun) the photo's automatic rows, markers included, are
     replaced in the same transaction, and manual rows stay.
     """
-    now = time.time()
-    base = _row_values(library_id, content_hash, rel_path, now)
-    with db.write() as conn:
-        if replace_auto:
-            conn.execute(delete(fd).where(fd.c.content_hash == content_hash, fd.c.source == "auto"))
-            _repair_covers(conn)
-        elif is_scanned(conn, content_hash):
-            return None
-        if not faces:
-            marker = status if status != "detected" else "no_faces"
-            if replace_auto and marker == "no_faces" and is_scanned(conn, content_hash):
-                return []  # manual faces remain: they mark the photo scanned
-            conn.execute(
-                fd.insert().values(
-                    **base, source="auto", status=marker, error=error, model_version=model_version
-                )
+    base = _row_values(library_id, content_hash, rel_path, time.time())
+    if replace_auto:
+        conn.execute(delete(fd).where(fd.c.content_hash == content_hash, fd.c.source == "auto"))
+        _repair_covers(conn)
+    elif is_scanned(conn, content_hash):
+        return None
+    if not faces:
+        marker = status if status != "detected" else "no_faces"
+        if replace_auto and marker == "no_faces" and is_scanned(conn, content_hash):
+            return []  # manual faces remain: they mark the photo scanned
+        conn.execute(
+            fd.insert().values(
+                **base, source="auto", status=marker, error=error, model_version=model_version
             )
-            return []
-        return [insert_face(conn, base, face, "auto") for face in faces]
+        )
+        return []
+    return [insert_face(conn, base, face, "auto") for face in faces]
 
 
 def insert_face(conn: Connection, base: dict, face: NewFace, source: str) -> int:
