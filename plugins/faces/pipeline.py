@@ -226,15 +226,22 @@ class Pipeline:
             self.pauses = 0
 
     def _write(self, outcomes: list[backlog.Outcome], keys: dict[int, list[str]]) -> None:
+        detections = [
+            store.Detection(
+                o.file.library_id, o.file.content_hash or "", o.file.rel_path, o.faces,
+                o.status, o.error, o.model_version,
+            )
+            for o in outcomes
+        ]  # fmt: skip
+        tags = {o.file.content_hash: keys[o.file.id] for o in outcomes if keys.get(o.file.id)}
+
+        def bind(conn: Connection, detection: store.Detection) -> list[store.NewFace]:
+            found = tags.get(detection.content_hash)
+            faces = list(detection.faces)
+            return self._bind_in(conn, found, faces) if found else faces
+
         with self.kernel.db.write() as conn:
-            for o in outcomes:
-                faces = o.faces
-                if faces and keys.get(o.file.id):  # binds see the faces stored before
-                    faces = self._bind_in(conn, keys[o.file.id], faces)
-                store.write_detection(
-                    conn, o.file.library_id, o.file.content_hash or "", o.file.rel_path, faces,
-                    status=o.status, error=o.error, model_version=o.model_version,
-                )  # fmt: skip
+            store.write_detections(conn, detections, bind if tags else None)
 
     async def detect(self, file: FileRef) -> tuple[list[store.NewFace], str]:
         """Apollo's faces of the upright photo, boxes normalised (raises on failure)."""

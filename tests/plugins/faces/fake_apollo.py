@@ -131,6 +131,9 @@ class FakeApollo:
     # --- answers ---------------------------------------------------------------------------
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
+        """Answer ``delay`` seconds after the request arrived, the fake's own work
+        included (done first), as an inference server that takes ``delay`` would."""
+        arrived = time.monotonic()
         length = int(req.headers.get("content-length") or 0)
         body = req.rfile.read(length)
         data = multipart_file(req.headers.get("content-type", ""), body)
@@ -138,8 +141,14 @@ class FakeApollo:
         with self.lock:
             self.calls.append((req.path, sha))
         mode = self.mode
+        detected = None
+        if data is not None and req.path.endswith("/api/internal/faces/detect"):
+            try:
+                detected = faces_of(data)
+            except Exception:  # not a picture: raised again below, where it always was
+                detected = None
         if self.delay or mode == "slow":
-            time.sleep(self.delay)
+            time.sleep(max(0.0, arrived + self.delay - time.monotonic()))
         if data is None:
             return self.reply(req, 400, {"detail": "multipart field 'file' is missing"})
         if mode == "500":
@@ -158,7 +167,7 @@ class FakeApollo:
             return self.huge(req, declared=mode == "huge_declared")
         version = f"buffalo_l-{sha[:12]}"
         if req.path.endswith("/api/internal/faces/detect"):
-            w, h, faces = faces_of(data)
+            w, h, faces = detected or faces_of(data)
             if mode == "wrong_length":
                 for face in faces:
                     face["embedding"] = face["embedding"][:128]
