@@ -9,16 +9,18 @@ without a call in flight: with 8 slots and 50 ms calls, little more than half of
 * preparers (``PREPARERS`` worker threads at a time) decode and re-encode the next
   pictures while calls are on the wire, at most ``detect_concurrency`` ahead;
 * callers hold a slot for the call alone;
-* one writer stores every answer that came in meanwhile in one transaction (one thread
-  hop), the tags auto-bind needs read by one hook call for the group.
+* one writer stores the answers of up to ``GROUP_SECONDS`` in one transaction (one
+  thread hop), the tags auto-bind needs read by one hook call for the group.
 
 What is stored is unchanged, and so is when: an answer is written only after Apollo
-gave it, so a kill loses the answers not written yet and nothing else.
+gave it, so a kill loses the answers not written yet (at most ``GROUP_SECONDS`` of
+them) and nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from .pipeline import Pipeline
 
 PREPARERS = 2  # decoding keeps ahead of 8 calls of 50 ms with room to spare
+GROUP_SECONDS = 0.05  # answers written together: a few per transaction, none held longer
 
 
 @dataclass
@@ -66,6 +69,7 @@ async def run(
     ready: asyncio.Queue[tuple[FileRef, images.Picture | images.NoPicture] | None]
     ready = asyncio.Queue(callers)
     answered: asyncio.Queue[Outcome | None] = asyncio.Queue()
+    finished = asyncio.Event()
 
     async def prepare() -> None:
         while todo and going():
@@ -91,10 +95,15 @@ async def run(
     async def calls() -> None:
         await asyncio.gather(*(call() for _ in range(callers)))
         answered.put_nowait(None)
+        finished.set()
 
     async def write() -> None:
         while True:
             group = [await answered.get()]
+            if group[0] is not None:  # let a group gather, unless the calls are over
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(GROUP_SECONDS):
+                        await finished.wait()
             while not answered.empty():
                 group.append(answered.get_nowait())
             outcomes = [o for o in group if o is not None]
