@@ -76,6 +76,9 @@ class Dispatcher:
         if not self.observers:
             return await self._call(impl, kwargs)
         hook = impl.opts.get("specname") or impl.function.__name__
+        if len(self.observers) == 1:  # the usual case (metrics or tracing): no ExitStack
+            with self.observers[0](impl.plugin_name, hook):
+                return await self._call(impl, kwargs)
         with ExitStack() as stack:
             for observe in self.observers:
                 stack.enter_context(observe(impl.plugin_name, hook))

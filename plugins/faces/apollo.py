@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 from typing import Annotated
 
 import httpx
@@ -152,8 +153,9 @@ class Apollo:
                 raise Transient(reason, unreachable=True) from None
 
     async def _exchange(self, url: str, jpeg: bytes, filename: str) -> bytes:
-        files = {"file": (filename, jpeg, "image/jpeg")}
-        async with self.client.stream("POST", url, files=files) as response:
+        body, content_type = multipart(jpeg, filename)
+        headers = {"Content-Type": content_type}
+        async with self.client.stream("POST", url, content=body, headers=headers) as response:
             status = response.status_code
             if 300 <= status < 400:
                 where = response.headers.get("location", "?")
@@ -182,6 +184,19 @@ class Apollo:
                 raise BadResponse(f"response is over the {cap}-byte cap")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def multipart(jpeg: bytes, filename: str) -> tuple[bytes, str]:
+    """The upload as one ``multipart/form-data`` body (the bytes httpx's ``files=``
+    sends): handed over whole, it leaves in one write instead of one per part, and
+    a detection call is a few syscalls and wake-ups on both sides cheaper."""
+    boundary = secrets.token_hex(16)
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file";'
+        f' filename="{filename}"\r\nContent-Type: image/jpeg\r\n\r\n'
+    )
+    body = b"".join((head.encode(), jpeg, f"\r\n--{boundary}--\r\n".encode()))
+    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def _snippet(body: bytes) -> str:

@@ -3,7 +3,8 @@
 The database is the queue: a photo (content hash) without a row is pending. ``on_hashed``
 starts a detection at once when a slot is free and otherwise leaves the photo to
 ``drain``, which every scanner tick takes up to ``backlog_max_per_tick`` pending photos
-with an anti-join and runs them through ``detect_concurrency`` workers. A content hash
+with an anti-join and runs them through ``backlog`` (pictures prepared ahead, calls
+``detect_concurrency`` at a time, answers written in groups). A content hash
 being detected is *in flight* and never sent twice at once; its rows are written in one
 transaction only after Apollo answered, so a kill at any moment loses only calls whose
 answer was not stored yet, and those photos are still pending at the next start.
@@ -19,15 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import exists, select
+from sqlalchemy import Connection, exists, select
 
 from kernel.types import FileRef
 
-from . import images, persons, store
+from . import backlog, images, persons, store
 from .apollo import Apollo, BadResponse, Rejected, Transient
 from .settings import FaceSettings
 from .tables import face_detections as fd
@@ -132,39 +132,30 @@ class Pipeline:
         deadline = time.monotonic() + budget_seconds
         if self.tasks:  # the ingest detections under way finish first (never sent twice)
             await asyncio.wait(list(self.tasks), timeout=budget_seconds)
-        processed = failures = 0
+        tally = backlog.Tally()
         tried: set[str] = set()  # a photo is tried once per drain, whatever its backoff
 
         def going() -> bool:
             return (
-                processed < cap and failures < cap
+                tally.stored < cap and tally.failures < cap
                 and time.monotonic() < deadline and not self.paused()
             )  # fmt: skip
 
         while going():
             now = time.monotonic()
             skip = tried | self.in_flight | {h for h in self.retry_at if self._waiting(h, now)}
-            batch = await asyncio.to_thread(self._candidates, cap - processed, skip)
+            batch = await asyncio.to_thread(self._candidates, cap - tally.stored, skip)
             if not batch:
                 break
             tried.update(f.content_hash or "" for f in batch)
-            queue = deque(batch)
-
-            async def worker(queue: deque[FileRef]) -> None:
-                nonlocal processed, failures
-                while queue and going():
-                    file = queue.popleft()
-                    if file.content_hash in self.in_flight:
-                        continue  # on_hashed took it meanwhile
-                    outcome = await self.process(file)
-                    if outcome == STORED:
-                        processed += 1
-                    elif outcome == TRANSIENT:
-                        failures += 1
-
-            workers = min(self.settings.detect_concurrency, len(batch))
-            await asyncio.gather(*(worker(queue) for _ in range(workers)))
-        return processed
+            batch = [f for f in batch if f.content_hash not in self.in_flight]  # on_hashed's
+            claimed = {f.content_hash or "" for f in batch}
+            self.in_flight.update(claimed)
+            try:
+                await backlog.run(self, batch, going, tally)
+            finally:
+                self.in_flight.difference_update(claimed)
+        return tally.stored
 
     def _candidates(self, limit: int, skip: set[str]) -> list[FileRef]:
         """Pending photos, one file per content hash."""
@@ -188,38 +179,78 @@ class Pipeline:
                 return SKIPPED
             self.in_flight.add(h)
         try:
-            try:
-                faces, model_version = await self.detect(file)
-            except Transient as exc:
-                if exc.unreachable:
-                    self._pause(exc)
-                else:
-                    self._backoff(h, exc)
+            outcome = await self.call(file, await self.picture(file))
+            if outcome is None:
                 return TRANSIENT
-            except (Rejected, BadResponse, images.NoPicture) as exc:
-                await asyncio.to_thread(
-                    store.store_detection, self.kernel.db, file.library_id, h, file.rel_path,
-                    [], status="failed", error=str(exc)[:1000],
-                )  # fmt: skip
-                log.info("faces: %s failed: %s", file.rel_path, exc)
-                self.retry_at.pop(h, None)
-                return STORED
-            if faces:
-                faces = await self.autobind(file, faces)
-            await asyncio.to_thread(
-                store.store_detection, self.kernel.db, file.library_id, h, file.rel_path,
-                faces, model_version=model_version,
-            )  # fmt: skip
-            self.retry_at.pop(h, None)
-            self.pauses = 0
+            await self.store([outcome])
             return STORED
         finally:
             if not claimed:
                 self.in_flight.discard(h)
 
+    async def picture(self, file: FileRef) -> images.Picture | images.NoPicture:
+        """The upright JPEG to send, or why there is none (stored as a failure)."""
+        try:
+            return await images.photo(self.kernel, file, self.settings.detect_max_side)
+        except images.NoPicture as exc:
+            return exc
+
+    async def call(
+        self, file: FileRef, picture: images.Picture | images.NoPicture
+    ) -> backlog.Outcome | None:
+        """Apollo's answer as what to store; None after a transient failure (backoff or
+        pause set, nothing to store)."""
+        h = file.content_hash or ""
+        try:
+            if isinstance(picture, images.NoPicture):
+                raise picture
+            faces, model_version = await self.faces(picture)
+        except Transient as exc:
+            if exc.unreachable:
+                self._pause(exc)
+            else:
+                self._backoff(h, exc)
+            return None
+        except (Rejected, BadResponse, images.NoPicture) as exc:
+            log.info("faces: %s failed: %s", file.rel_path, exc)
+            return backlog.Outcome(file, status="failed", error=str(exc)[:1000])
+        return backlog.Outcome(file, faces, model_version=model_version)
+
+    async def store(self, outcomes: list[backlog.Outcome]) -> None:
+        """Store outcomes in one transaction, faces auto-bound on the way."""
+        keys = await self._tag_keys([o.file for o in outcomes if o.faces])
+        await asyncio.to_thread(self._write, outcomes, keys)
+        for outcome in outcomes:
+            self.retry_at.pop(outcome.file.content_hash or "", None)
+        if any(o.status == "detected" for o in outcomes):
+            self.pauses = 0
+
+    def _write(self, outcomes: list[backlog.Outcome], keys: dict[int, list[str]]) -> None:
+        detections = [
+            store.Detection(
+                o.file.library_id, o.file.content_hash or "", o.file.rel_path, o.faces,
+                o.status, o.error, o.model_version,
+            )
+            for o in outcomes
+        ]  # fmt: skip
+        tags = {o.file.content_hash: keys[o.file.id] for o in outcomes if keys.get(o.file.id)}
+
+        def bind(conn: Connection, detection: store.Detection) -> list[store.NewFace]:
+            found = tags.get(detection.content_hash)
+            faces = list(detection.faces)
+            return self._bind_in(conn, found, faces) if found else faces
+
+        with self.kernel.db.write() as conn:
+            store.write_detections(conn, detections, bind if tags else None)
+
     async def detect(self, file: FileRef) -> tuple[list[store.NewFace], str]:
         """Apollo's faces of the upright photo, boxes normalised (raises on failure)."""
-        picture = await images.photo(self.kernel, file, self.settings.detect_max_side)
+        return await self.faces(
+            await images.photo(self.kernel, file, self.settings.detect_max_side)
+        )
+
+    async def faces(self, picture: images.Picture) -> tuple[list[store.NewFace], str]:
+        """Apollo's faces of a prepared picture, boxes normalised (raises on failure)."""
         answer = await self.apollo.detect(picture.jpeg)
         faces = [
             store.NewFace(
@@ -235,51 +266,63 @@ class Pipeline:
     # --- auto-bind -----------------------------------------------------------------------------
 
     async def autobind(self, file: FileRef, faces: list[store.NewFace]) -> list[store.NewFace]:
-        """Bind new faces to persons named by the photo's tags (read through the
-        ``file_extras`` hook: no tags plugin, no auto-bind)."""
-        if not await asyncio.to_thread(self._any_person):
+        """Bind new faces to persons named by the photo's tags (no tags plugin, no
+        auto-bind)."""
+        keys = (await self._tag_keys([file])).get(file.id)
+        if not keys:
             return faces
-        names: set[str] = set()
-        for extras in await self.kernel.hooks.file_extras([file], None):
-            for tag in (extras.get(file.id) or {}).get("tags") or ():
-                name = tag.get("name") if isinstance(tag, dict) else tag
-                if isinstance(name, str):
-                    names.add(name_key(name))
-        if not names:
-            return faces
-        return await asyncio.to_thread(self._bind, sorted(names), faces)
+        return await asyncio.to_thread(self._bind, keys, faces)
+
+    async def _tag_keys(self, files: list[FileRef]) -> dict[int, list[str]]:
+        """Case-folded tag names of each file (by id) while any person exists, read
+        through the ``file_extras`` hook in one call."""
+        if not files or not await asyncio.to_thread(self._any_person):
+            return {}
+        names: dict[int, set[str]] = {}
+        for extras in await self.kernel.hooks.file_extras(files, None):
+            for file in files:
+                for tag in (extras.get(file.id) or {}).get("tags") or ():
+                    name = tag.get("name") if isinstance(tag, dict) else tag
+                    if isinstance(name, str):
+                        names.setdefault(file.id, set()).add(name_key(name))
+        return {file_id: sorted(keys) for file_id, keys in names.items()}
 
     def _any_person(self) -> bool:
         with self.kernel.db.read() as conn:
             return conn.execute(select(exists().where(persons_table.c.id.isnot(None)))).scalar_one()
 
     def _bind(self, keys: list[str], faces: list[store.NewFace]) -> list[store.NewFace]:
-        bound = list(faces)
         with self.kernel.db.read() as conn:
-            for person in persons.by_name_keys(conn, keys):
-                free = [i for i, f in enumerate(bound) if f.person_id is None]
-                if not free:
-                    break
-                _rows, matrix = store.embeddings(conn, fd.c.person_id == person.id)
-                has_faces = conn.execute(
-                    select(exists().where(fd.c.person_id == person.id))
-                ).scalar_one()
-                if not has_faces:  # unconditional; the face becomes the cover on insert
-                    chosen = max(free, key=lambda i: bound[i].confidence or 0.0)
-                elif len(matrix):
-                    mean = matrix.mean(axis=0)
-                    candidates = np.stack([bound[i].embedding for i in free])
-                    scores = cosine(candidates, mean)
-                    best = int(np.argmax(scores))
-                    if scores[best] < self.settings.autobind_min_cos:
-                        continue
-                    chosen = free[best]
-                else:
-                    continue  # only forced faces: nothing to compare with
-                face = bound[chosen]
-                bound[chosen] = store.NewFace(
-                    face.bbox, face.embedding, face.confidence, face.model_version, person.id
-                )
+            return self._bind_in(conn, keys, faces)
+
+    def _bind_in(
+        self, conn: Connection, keys: list[str], faces: list[store.NewFace]
+    ) -> list[store.NewFace]:
+        bound = list(faces)
+        for person in persons.by_name_keys(conn, keys):
+            free = [i for i, f in enumerate(bound) if f.person_id is None]
+            if not free:
+                break
+            _rows, matrix = store.embeddings(conn, fd.c.person_id == person.id)
+            has_faces = conn.execute(
+                select(exists().where(fd.c.person_id == person.id))
+            ).scalar_one()
+            if not has_faces:  # unconditional; the face becomes the cover on insert
+                chosen = max(free, key=lambda i: bound[i].confidence or 0.0)
+            elif len(matrix):
+                mean = matrix.mean(axis=0)
+                candidates = np.stack([bound[i].embedding for i in free])
+                scores = cosine(candidates, mean)
+                best = int(np.argmax(scores))
+                if scores[best] < self.settings.autobind_min_cos:
+                    continue
+                chosen = free[best]
+            else:
+                continue  # only forced faces: nothing to compare with
+            face = bound[chosen]
+            bound[chosen] = store.NewFace(
+                face.bbox, face.embedding, face.confidence, face.model_version, person.id
+            )
         return bound
 
     async def close(self) -> None:

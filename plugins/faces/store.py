@@ -9,7 +9,7 @@ detected again, and what makes the second copy of a photo cost no Apollo call.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +88,19 @@ def store_detection(
     content_hash: str,
     rel_path: str,
     faces: Sequence[NewFace],
+    **options: Any,
+) -> list[int] | None:
+    """``write_detection`` in a transaction of its own."""
+    with db.write() as conn:
+        return write_detection(conn, library_id, content_hash, rel_path, faces, **options)
+
+
+def write_detection(
+    conn: Connection,
+    library_id: int,
+    content_hash: str,
+    rel_path: str,
+    faces: Sequence[NewFace],
     *,
     status: str = "detected",
     error: str | None = None,
@@ -101,37 +114,96 @@ def store_detection(
     returned; with it (a rerun) the photo's automatic rows, markers included, are
     replaced in the same transaction, and manual rows stay.
     """
-    now = time.time()
-    base = _row_values(library_id, content_hash, rel_path, now)
-    with db.write() as conn:
-        if replace_auto:
-            conn.execute(delete(fd).where(fd.c.content_hash == content_hash, fd.c.source == "auto"))
-            _repair_covers(conn)
-        elif is_scanned(conn, content_hash):
-            return None
-        if not faces:
-            marker = status if status != "detected" else "no_faces"
-            if replace_auto and marker == "no_faces" and is_scanned(conn, content_hash):
-                return []  # manual faces remain: they mark the photo scanned
-            conn.execute(
-                fd.insert().values(
-                    **base, source="auto", status=marker, error=error, model_version=model_version
-                )
+    base = _row_values(library_id, content_hash, rel_path, time.time())
+    if replace_auto:
+        conn.execute(delete(fd).where(fd.c.content_hash == content_hash, fd.c.source == "auto"))
+        _repair_covers(conn)
+    elif is_scanned(conn, content_hash):
+        return None
+    if not faces:
+        marker = status if status != "detected" else "no_faces"
+        if replace_auto and marker == "no_faces" and is_scanned(conn, content_hash):
+            return []  # manual faces remain: they mark the photo scanned
+        conn.execute(
+            fd.insert().values(
+                **base, source="auto", status=marker, error=error, model_version=model_version
             )
-            return []
-        return [insert_face(conn, base, face, "auto") for face in faces]
+        )
+        return []
+    return [insert_face(conn, base, face, "auto") for face in faces]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One photo's outcome for ``write_detections``."""
+
+    library_id: int
+    content_hash: str
+    rel_path: str
+    faces: Sequence[NewFace]
+    status: str = "detected"
+    error: str | None = None
+    model_version: str | None = None
+
+
+def write_detections(
+    conn: Connection,
+    detections: Sequence[Detection],
+    bind: Callable[[Connection, Detection], Sequence[NewFace]] | None = None,
+) -> int:
+    """``write_detection`` (not a rerun) for several photos in one transaction: one
+    query for those that have rows already, and one multi-row insert for every row that
+    names no person (a face bound by ``bind``, which sees the faces bound before it,
+    goes alone: it may become its person's cover). Returns the photos written."""
+    scanned = set(
+        conn.execute(
+            select(fd.c.content_hash)
+            .where(fd.c.content_hash.in_({d.content_hash for d in detections}))
+            .distinct()
+        ).scalars()
+    )
+    now, rows, written = time.time(), [], 0
+    for d in detections:
+        if d.content_hash in scanned:
+            continue  # another copy, another process, a manual face got there first
+        scanned.add(d.content_hash)
+        written += 1
+        base = _row_values(d.library_id, d.content_hash, d.rel_path, now)
+        faces = bind(conn, d) if bind is not None and d.faces else d.faces
+        if not faces:
+            marker = d.status if d.status != "detected" else "no_faces"
+            rows.append(
+                {**base, **_NO_FACE, "status": marker, "error": d.error,
+                 "model_version": d.model_version}
+            )  # fmt: skip
+        for face in faces:
+            if face.person_id is not None:
+                insert_face(conn, base, face, "auto")
+            else:
+                rows.append({**base, **_face_values(face, "auto"), "error": None})
+    if rows:
+        conn.execute(fd.insert(), rows)
+    return written
+
+
+_NO_FACE = dict.fromkeys(("bbox_x", "bbox_y", "bbox_w", "bbox_h", "embedding", "confidence"))
+_NO_FACE |= {"source": "auto", "person_id": None}
+
+
+def _face_values(face: NewFace, source: str) -> dict[str, Any]:
+    x, y, w, h = face.bbox
+    blob = ZERO_VECTOR if face.embedding is None else face.embedding.astype("<f4").tobytes()
+    return {
+        "bbox_x": x, "bbox_y": y, "bbox_w": w, "bbox_h": h, "embedding": blob,
+        "confidence": face.confidence, "source": source, "status": "detected",
+        "person_id": face.person_id, "model_version": face.model_version,
+    }  # fmt: skip
 
 
 def insert_face(conn: Connection, base: dict, face: NewFace, source: str) -> int:
-    x, y, w, h = face.bbox
-    blob = ZERO_VECTOR if face.embedding is None else face.embedding.astype("<f4").tobytes()
     face_id = conn.execute(
-        fd.insert().values(
-            **base, bbox_x=x, bbox_y=y, bbox_w=w, bbox_h=h, embedding=blob,
-            confidence=face.confidence, source=source, status="detected",
-            person_id=face.person_id, model_version=face.model_version,
-        )
-    ).inserted_primary_key[0]  # fmt: skip
+        fd.insert().values(**base, **_face_values(face, source))
+    ).inserted_primary_key[0]
     if face.person_id is not None:
         persons.adopt_cover(conn, face.person_id, int(face_id))
     return int(face_id)

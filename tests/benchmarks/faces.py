@@ -1,7 +1,7 @@
 """Faces benchmark: the detection backlog against Apollo's bound, and a person's photos.
 
     .venv/bin/python tests/benchmarks/faces.py [--photos 5000] [--faces 100000]
-        [--delay 0.05] [--concurrency 8] [--repeat 200]
+        [--delay 0.05] [--concurrency 8] [--repeat 200] [--only backlog|persons]
 
 1. **Backlog.** ``--photos`` hashed, never-scanned photos (320x240 JPEGs), drained tick
    after tick (``FACE_BACKLOG_MAX_PER_TICK`` 64, the default) against the fake Apollo of
@@ -228,10 +228,13 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--only", choices=("backlog", "persons"), help="run one part")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="faces-bench-") as tmp:
-        backlog(Path(tmp), args.photos, args.delay, args.concurrency)
-        person_photos(Path(tmp), args.faces, args.repeat)
+        if args.only != "persons":
+            backlog(Path(tmp), args.photos, args.delay, args.concurrency)
+        if args.only != "backlog":
+            person_photos(Path(tmp), args.faces, args.repeat)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageStat
 
 DIM = 512
 GIB = 1 << 30
@@ -44,7 +44,10 @@ def cosine(a: tuple[float, float, float], b: tuple[float, float, float]) -> floa
 
 
 def _mean(im: Image.Image) -> tuple[float, float, float]:
-    return tuple(float(c) for c in np.asarray(im.convert("RGB"), float).reshape(-1, 3).mean(0))
+    """Mean colour, computed in C from the histogram (the same value as numpy's mean, at a
+    sixteenth of its cost: the benchmark's fake must answer 160 calls a second)."""
+    rgb = im if im.mode == "RGB" else im.convert("RGB")
+    return tuple(float(c) for c in ImageStat.Stat(rgb).mean)
 
 
 def faces_of(data: bytes) -> tuple[int, int, list[dict]]:
@@ -128,6 +131,9 @@ class FakeApollo:
     # --- answers ---------------------------------------------------------------------------
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
+        """Answer ``delay`` seconds after the request arrived, the fake's own work
+        included (done first), as an inference server that takes ``delay`` would."""
+        arrived = time.monotonic()
         length = int(req.headers.get("content-length") or 0)
         body = req.rfile.read(length)
         data = multipart_file(req.headers.get("content-type", ""), body)
@@ -135,8 +141,14 @@ class FakeApollo:
         with self.lock:
             self.calls.append((req.path, sha))
         mode = self.mode
+        detected = None
+        if data is not None and req.path.endswith("/api/internal/faces/detect"):
+            try:
+                detected = faces_of(data)
+            except Exception:  # not a picture: raised again below, where it always was
+                detected = None
         if self.delay or mode == "slow":
-            time.sleep(self.delay)
+            time.sleep(max(0.0, arrived + self.delay - time.monotonic()))
         if data is None:
             return self.reply(req, 400, {"detail": "multipart field 'file' is missing"})
         if mode == "500":
@@ -155,7 +167,7 @@ class FakeApollo:
             return self.huge(req, declared=mode == "huge_declared")
         version = f"buffalo_l-{sha[:12]}"
         if req.path.endswith("/api/internal/faces/detect"):
-            w, h, faces = faces_of(data)
+            w, h, faces = detected or faces_of(data)
             if mode == "wrong_length":
                 for face in faces:
                     face["embedding"] = face["embedding"][:128]
@@ -181,11 +193,13 @@ class FakeApollo:
         self.raw(req, status, json.dumps(payload).encode())
 
     def raw(self, req: BaseHTTPRequestHandler, status: int, data: bytes) -> None:
-        req.send_response(status)
-        req.send_header("Content-Type", "application/json")
-        req.send_header("Content-Length", str(len(data)))
-        req.end_headers()
-        req.wfile.write(data)
+        """Status line, headers and body in one write (one segment, one wake-up of the
+        client for a small answer)."""
+        head = (
+            f"HTTP/1.1 {status} {req.responses.get(status, ('',))[0]}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+        )
+        req.wfile.write(head.encode() + data)
 
     def huge(self, req: BaseHTTPRequestHandler, *, declared: bool) -> None:
         """1 GiB of JSON-looking bytes, 64 KiB at a time, until the client hangs up."""
