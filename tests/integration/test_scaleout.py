@@ -26,6 +26,7 @@ from PIL import Image
 from sqlalchemy import create_engine, text
 
 from kernel.testing import TEST_DATABASE_ENV, fresh_database_url, make_jpeg, make_video
+from media.ffmpeg import run_ffmpeg
 
 pytestmark = [
     pytest.mark.db,
@@ -223,8 +224,15 @@ def test_killed_worker_work_finished_by_the_other(cluster: Cluster) -> None:
     c = cluster
     photos, videos = 60, 2
     fill(c.library, photos, 0, size=(3000, 2000))
-    for n in range(videos):
-        make_video(c.library / "videos" / f"long{n}.mp4", seconds=20.0, size="640x360", rate=25)
+    for n in range(videos):  # MPEG-4 Part 2: transcoded (an H.264 source is only remuxed,
+        # which ends before the kill can catch it)
+        target = c.library / "videos" / f"long{n}.mp4"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        run_ffmpeg(
+            ["-f", "lavfi", "-i", "testsrc=duration=40:size=640x360:rate=25",
+             "-c:v", "mpeg4", "-q:v", "5", "-y", str(target)],
+            timeout=120,
+        )  # fmt: skip
     c.cli("db", "upgrade")
     c.start("w1", "worker")
     victim_pid = c.procs["w1"].pid
@@ -242,6 +250,17 @@ def test_killed_worker_work_finished_by_the_other(cluster: Cluster) -> None:
         raise AssertionError(f"w1 never got busy:\n{c.log('w1')[-3000:]}")
     c.start("w2", "worker")
     time.sleep(1.0)  # w2 is up, waiting for the lock and for unclaimed work
+    # The run w1 has going right now, checked just before the kill.
+    running_before: list[int] = []
+    end = time.monotonic() + 60
+    while not running_before and time.monotonic() < end:
+        running_before = [
+            file_id
+            for (file_id,) in c.sql(
+                "SELECT file_id FROM hls_jobs WHERE status = 'running' AND owner LIKE :o",
+                o=f"%:{victim_pid}:%",
+            )
+        ]
     c.kill("w1")
     killed_at = time.monotonic()
     end = time.monotonic() + 60
@@ -258,8 +277,10 @@ def test_killed_worker_work_finished_by_the_other(cluster: Cluster) -> None:
         with Image.open(path) as im:
             im.load()
     # the killed worker's HLS run was re-queued once its lease expired, and run again
-    attempts = sorted(a for (a,) in c.sql("SELECT attempts FROM hls_jobs"))
-    assert attempts[-1] == 2 and "re-queued" in c.log("w2")
+    attempts = dict(c.sql("SELECT file_id, attempts FROM hls_jobs"))
+    assert running_before, "w1 had no HLS run going when it was killed"
+    assert all(attempts[file_id] == 2 for file_id in running_before), attempts
+    assert "re-queued" in c.log("w2")
     assert c.sql("SELECT count(*) FROM thumbnails")[0][0] == photos + videos
     assert c.sql("SELECT count(*) FROM claims WHERE queue <> 'hash'")[0][0] == 0
 
