@@ -173,7 +173,7 @@ def worker_app() -> Litestar:
     stop_with_parent()
     scan = not os.environ.get(SERVE_NO_SCAN_ENV)
     kernel.serve_only = bool(os.environ.get(SERVE_ONLY_ENV))
-    if scan:
+    if not kernel.serve_only:  # without scans too: one process pre-generates, not all
         kernel.background_lock = BackgroundLock(config.data_dir / "background.lock")
     return create_app(kernel, migrate=False, background=scan, freeze_heap=True)
 

@@ -165,24 +165,24 @@ class Kernel:
         the background work only while it holds the lock; until then it only serves
         (``serve_only``, decided before ``on_startup`` so plugins see it) and tries to
         take the lock over every few seconds."""
-        if background and self.background_lock is not None:
+        if self.background_lock is not None:
             self.serve_only = not self.background_lock.try_acquire()
         await self.hooks.on_startup()
         await asyncio.to_thread(self.heartbeat.start)
-        if not background:
-            return
-        if self.serve_only:
-            self.spawn_background(self._take_over(), "background takeover")
-        else:
+        if self.serve_only:  # plugins' own background work (HLS pre-generation) waits too
+            if self.background_lock is not None:
+                self.spawn_background(self._take_over(scan=background), "background takeover")
+        elif background:
             self.start_background()
 
-    async def _take_over(self) -> None:
+    async def _take_over(self, *, scan: bool) -> None:
         assert self.background_lock is not None
         while not self.background_lock.try_acquire():
             await asyncio.sleep(TAKEOVER_SECONDS)
         log.info("process %d took over the background work", os.getpid())
         self.serve_only = False
-        self.start_background()
+        if scan:
+            self.start_background()
 
     def does(self, kind: str) -> bool:
         """May this process do background work of ``kind`` (``scan``, ``hash``)?"""

@@ -180,3 +180,34 @@ def test_several_serving_processes_and_one_does_the_background_work(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_without_scans_one_serving_process_still_does_the_plugins_background_work(tmp_path):
+    """``serve --no-scan --workers N``: nobody scans, and exactly one process runs the
+    plugins' own background work (HLS pre-generation), the one holding the lock."""
+    import asyncio
+
+    from kernel.background import BackgroundLock
+    from kernel.core import Kernel
+    from kernel.testing import make_config
+
+    library = tmp_path / "library"
+    library.mkdir()
+    kernels = []
+    for n in range(2):
+        config = make_config(tmp_path / f"k{n}", f"sqlite:///{tmp_path / 'shared.db'}",
+                             library=library)  # fmt: skip
+        kernel = Kernel(config, only=[])
+        kernel.background_lock = BackgroundLock(tmp_path / "background.lock")
+        kernels.append(kernel)
+    kernels[0].migrate()
+
+    async def start_both() -> list[bool]:
+        for kernel in kernels:
+            await kernel.start(background=False)
+        roles = [kernel.serve_only for kernel in kernels]
+        for kernel in kernels:
+            await kernel.stop()
+        return roles
+
+    assert asyncio.run(start_both()) == [False, True]
