@@ -8,8 +8,10 @@ every harness use its own new PostgreSQL database instead of an SQLite file.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from kernel.app import create_app
 from kernel.auth import create_user, issue_token, list_users
@@ -45,9 +48,25 @@ def fresh_database_url(tmp_path: Path) -> Iterator[str]:
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop_database(admin, name)
         admin.dispose()
+
+
+def _drop_database(admin: Any, name: str) -> None:
+    """Drop a test database. An autovacuum worker busy in it (after a test inserted many
+    rows) belongs to the server's superuser, whom ``WITH (FORCE)`` may not terminate:
+    try again while it finishes, and leave the database behind rather than fail a test
+    that passed."""
+    for attempt in range(20):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except DBAPIError:
+            if attempt == 19:
+                logging.getLogger(__name__).warning("test database %s left behind: in use", name)
+                return
+            time.sleep(0.5)
 
 
 def make_config(
