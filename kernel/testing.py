@@ -11,9 +11,11 @@ import contextlib
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,15 @@ from kernel.scanner import ScanReport
 from media.samples import make_jpeg, make_video
 
 TEST_DATABASE_ENV = "IMAGEAPI_TEST_DATABASE_URL"
-__all__ = ["Harness", "fresh_database_url", "harness", "make_config", "make_jpeg", "make_video"]
+__all__ = [
+    "Harness",
+    "LocalServer",
+    "fresh_database_url",
+    "harness",
+    "make_config",
+    "make_jpeg",
+    "make_video",
+]
 
 
 @contextlib.contextmanager
@@ -164,3 +174,31 @@ def harness(
         token = issue_token(config.secret_key, user.id, version=user.token_version)
         with TestClient(app=app, raise_server_exceptions=False) as client:
             yield Harness(app, kernel, client, library, token)
+
+
+class LocalServer:
+    """A fake of an external HTTP service (Apollo, Ollama, an SMS API) for tests: a
+    threaded server on 127.0.0.1 at a free port, a context manager. Its handler reaches
+    the fake as ``self.server.fake``; ``release`` is set on exit, so a handler holding a
+    request open (a stall) lets go."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.release = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._server.fake = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> Any:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()

@@ -33,9 +33,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from kernel.testing import LocalServer
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -62,7 +64,7 @@ class Recorded:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: Any  # its .fake is the FakeServer (kernel.testing.LocalServer)
 
     def setup(self) -> None:
         super().setup()
@@ -143,12 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeServer
-
-
-class FakeServer:
+class FakeServer(LocalServer):
     """A server on 127.0.0.1:<free port>; a context manager."""
 
     def __init__(self) -> None:
@@ -157,24 +154,7 @@ class FakeServer:
         self.delay = 0.0
         self.error_status = 500
         self.bytes_sent = 0
-        self.release = threading.Event()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_Handler)
 
     def route(self, handler: _Handler, path: str, body: Any) -> None:
         handler.send_json(404, {"error": f"no route {path}"})

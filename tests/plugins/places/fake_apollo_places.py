@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import math
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from kernel import hookimpl
+from kernel.testing import LocalServer
 
 HOME = {
     "id": 1,
@@ -83,30 +83,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class FakeApolloPlaces:
+class FakeApolloPlaces(LocalServer):
     def __init__(self) -> None:
         self.places: list[dict[str, Any]] = [NEIGHBOURHOOD, HOME]
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
         self.mode = "ok"
-        self.release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeApolloPlaces:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_Handler)
 
 
 class Geocoder:

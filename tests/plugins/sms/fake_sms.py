@@ -6,11 +6,12 @@ a Bearer token required when ``token`` is set (401 otherwise). ``mode``: ``"erro
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from kernel.testing import LocalServer
 
 TOKEN = "sms-token-0123456789"
 MESSAGES = [
@@ -73,28 +74,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class FakeSms:
+class FakeSms(LocalServer):
     def __init__(self, token: str | None = None) -> None:
         self.token = token
         self.messages: list[dict[str, Any]] = list(MESSAGES)
         self.requests: list[tuple[str, dict[str, str], dict[str, str]]] = []
         self.mode = "ok"
-        self.release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeSms:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_Handler)
