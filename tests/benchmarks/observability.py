@@ -116,8 +116,9 @@ def measure_live(
 ) -> tuple[list[float], float]:
     """``measure`` against a real server process: the client's milliseconds, and the
     server's CPU seconds over the timed requests."""
-    import httpx
     import tomllib
+
+    import httpx
     from serving import cpu_seconds, free_port, start, stop, wait_up
 
     shipped = tomllib.loads((REPO / "plugins.toml").read_text())["plugins"]
