@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISLNK
 from urllib.parse import unquote
 
 from kernel.config import Config, ConfigError
@@ -128,12 +129,34 @@ class Libraries:
         parts = split_client_path(client_path or "", library.root)
         rel_path = "/".join(parts)
         root = str(library.root)
-        real = os.path.realpath(os.path.join(root, *parts) if parts else root)
+        real, found = _real_path(root, parts)
         if not _is_within(real, root):
             raise PathRefused(400, "path leads outside the library")
-        if must_exist and not os.path.exists(real):
+        if must_exist and not found:
             raise PathRefused(404, f"not found: {rel_path or '/'}")
         return ResolvedPath(library, rel_path, Path(real))
+
+
+def _real_path(root: str, parts: list[str]) -> tuple[str, bool]:
+    """(``realpath(root/parts)``, whether it exists), for a ``root`` that is real already.
+
+    Only the components below the root are looked at, one ``lstat`` each: while none is
+    a link, the joined path is its own real path, and the last ``lstat`` says it exists.
+    The first link hands over to ``os.path.realpath`` for the whole path; the first
+    missing component ends the walk (nothing below it can be a link). Same answers as
+    ``realpath`` + ``exists``, at a third of the cost on the path every request takes.
+    """
+    path = root
+    for depth, part in enumerate(parts):
+        path = os.path.join(path, part)
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:  # missing, a file used as a folder, or unreadable
+            return os.path.join(path, *parts[depth + 1 :]), False
+        if S_ISLNK(mode):
+            real = os.path.realpath(os.path.join(root, *parts))
+            return real, os.path.exists(real)
+    return path, bool(parts) or os.path.exists(root)
 
 
 def _real_dir(path: Path) -> Path:
