@@ -1,7 +1,7 @@
 """Thumbnail ingest benchmark: imageapi's whole ingest path against the JPEG decode floor.
 
     .venv/bin/python tests/benchmarks/thumbnails.py [--jpegs 40] [--heic 12] [--raw 12]
-        [--videos 6] [--keep DIR]
+        [--videos 6] [--shipped] [--keep DIR]
 
 The floor is the least any thumbnailer must do for a 24-megapixel JPEG:
 ``Image.open`` + ``draft('RGB', (200, 200))`` + ``load()``, on all cores (a thread pool
@@ -11,6 +11,10 @@ check, thumbnail render, atomic write and state rows. Both run over the same fil
 the same process, with the files in the page cache; the ratio is floor time over
 imageapi time (1.0 = as fast as the bare decode). HEIC, RAW previews and video poster
 frames are reported as files per second, bare render core vs whole ingest.
+
+``--shipped`` adds what an operator runs: ``imageapi scan --full`` as a command (a fresh
+process, start-up included) on the shipped plugins.toml (EXIF, thumbnails, faces inert,
+...) over the same JPEGs, against the same floor; its CPU column is the command's.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import argparse
 import asyncio
 import io
 import os
+import resource
 import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -221,6 +227,32 @@ def ingest(base: Path, library: Path, toml: str = "") -> tuple[float, int, dict[
     return elapsed, hashed, rows
 
 
+def cli_scan(base: Path, library: Path) -> tuple[float, float]:
+    """``imageapi scan --full`` with the shipped plugins.toml on a fresh data folder:
+    (wall seconds of the command, its CPU seconds)."""
+    run_dir = base / "run-cli"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    repo = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "BASE_PATH": str(library),
+        "IMAGEAPI_DATA_DIR": str(run_dir / "data"),
+        "IMAGEAPI_CONFIG": str(repo / "plugins.toml"),
+        "LOG_LEVEL": "warning",
+        "METRICS_BIND": "off",
+        "PYTHONPATH": str(repo),
+    }
+    cli = [sys.executable, "-c", "from kernel.cli import main; main()", "scan", "--full"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cli, env=env, cwd=run_dir, check=True, capture_output=True)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return elapsed, cpu
+
+
 def timed(run: Callable[[], float]) -> tuple[float, float]:
     """(wall seconds as ``run`` reports them, process CPU seconds)."""
     cpu = time.process_time()
@@ -240,6 +272,7 @@ def main() -> None:
     parser.add_argument("--raw", type=int, default=12)
     parser.add_argument("--videos", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=5, help="runs of each contender")
+    parser.add_argument("--shipped", action="store_true", help="also imageapi scan --full")
     parser.add_argument("--keep", type=Path, help="reuse/keep the generated inputs here")
     args = parser.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="imageapi-thumb-bench-"))
@@ -273,8 +306,10 @@ def main() -> None:
         render(path, "photo", 200, "jpeg")
 
     on_all_cores(jpegs, lambda p: p.read_bytes())  # page cache, for every contender
-    floors, ideals, ours = [], [], []
+    floors, ideals, ours, shipped = [], [], [], []
     for _ in range(args.rounds):  # interleaved, so drift hits all alike
+        if args.shipped:
+            shipped.append(cli_scan(base, base / "jpeg"))
         floors.append(timed(lambda: on_all_cores(jpegs, jpeg_floor)))
         ideals.append(timed(lambda: on_all_cores(jpegs, hash_and_render)))
         elapsed, hashed, rows = ingest(base, base / "jpeg")
@@ -286,6 +321,9 @@ def main() -> None:
     row("JPEG 24 MP: hash + render core, no DB", len(jpegs), *ideal_s, ratio)
     ratio = f"{floor_s[0] / ours_s[0]:.2f}"
     row("JPEG 24 MP: imageapi ingest (scan, thumbnails)", len(jpegs), *ours_s, ratio)
+    if shipped:
+        ratio = f"{floor_s[0] / best(shipped)[0]:.2f}"
+        row("JPEG 24 MP: imageapi scan --full, shipped plugins", len(jpegs), *best(shipped), ratio)
 
     for label, paths, folder, toml in others:
         on_all_cores(paths, lambda p: p.read_bytes())
