@@ -7,9 +7,10 @@ photos before the first call of that tick could start: 64 photos in a tick of ab
 0.4 s, and some 50 ms of every tick with fewer than 8 calls in flight. Here the stages
 run on from one drain into the next:
 
-* the selection claims the next photos (the anti-join, ``kernel.claims`` on
-  PostgreSQL) while calls are on the wire, as soon as fewer than ``detect_concurrency``
-  are waiting;
+* the selection picks the next photos (the anti-join) while calls are on the wire, as
+  soon as fewer than ``detect_concurrency`` are waiting: on SQLite the rest of the tick
+  in one query, on PostgreSQL at most ``2 * detect_concurrency`` at a time, claimed
+  (``kernel.claims``), so that the other workers find the rest unclaimed;
 * preparers (``PREPARERS`` worker threads at a time) decode and re-encode pictures at
   most ``detect_concurrency`` ahead of the calls;
 * callers hold a slot for the call alone;
@@ -159,6 +160,8 @@ class Flow:
         queued = len(self.todo) + len(self.ready) + self.preparing
         wanted = self.granted - self.started - queued
         if wanted > 0 and queued < self.slots and not (self.selecting or self.exhausted or paused):
+            if pipeline.kernel.claims.shared:  # claim what is needed soon, leave the rest
+                wanted = min(wanted, 2 * self.slots)  # to the other workers
             self.selecting = True
             self._spawn(self._select(wanted))
         if self.answered and not self.writing:

@@ -222,6 +222,7 @@ class Pipeline:
         await asyncio.to_thread(self._write, outcomes, keys)
         for outcome in outcomes:
             self.retry_at.pop(outcome.file.content_hash or "", None)
+            log.debug("faces: stored %s %s", outcome.file.rel_path, outcome.status)
         if any(o.status == "detected" for o in outcomes):
             self.pauses = 0
 
