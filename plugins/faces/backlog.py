@@ -91,6 +91,7 @@ class Flow:
         self.changed = asyncio.Event()
         self.flush = asyncio.Event()
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.releases: set[asyncio.Task[Any]] = set()  # claims being given back
 
     # --- one tick ----------------------------------------------------------------------
 
@@ -123,6 +124,8 @@ class Flow:
                 self._forget([*self.todo, *(file for file, _ in self.ready)])
                 self.todo.clear()
                 self.ready.clear()
+        if self.releases:  # a photo given back can be taken again by the next tick
+            await asyncio.gather(*self.releases, return_exceptions=True)
         reported = min(self.stored, cap)
         self.stored -= reported
         self.started -= reported
@@ -252,7 +255,12 @@ class Flow:
             if (file_id := self.claimed.pop(h, None)) is not None:
                 ids.append(file_id)
         if ids and self.pipeline.kernel.claims.shared:
-            self._spawn(asyncio.to_thread(self.pipeline.kernel.claims.release, QUEUE, ids))
+            release = asyncio.to_thread(self.pipeline.kernel.claims.release, QUEUE, ids)
+            task = asyncio.create_task(release, name="faces: release claims")
+            self.releases.add(task)
+            task.add_done_callback(self.releases.discard)
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
     async def close(self) -> None:
         """Stop every stage; what was claimed and not stored goes back to the backlog."""
