@@ -239,6 +239,9 @@ class Flow:
             group, self.answered = self.answered, []
             try:
                 await self.pipeline.store(group)
+            except BaseException:
+                self.started -= len(group)  # not stored: pending again, their grant back
+                raise
             finally:
                 self._forget([o.file for o in group])
             self.stored += len(group)
