@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import Connection, exists, select
 
+from kernel.tables import files
 from kernel.types import FileRef
 
 from . import backlog, images, persons, store
@@ -61,6 +62,7 @@ class Pipeline:
         self.paused_until = 0.0
         self.pauses = 0
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.flow: backlog.Flow | None = None
 
     # --- what goes to Apollo -----------------------------------------------------------------
 
@@ -72,7 +74,7 @@ class Pipeline:
             and not self.kernel.excluder.is_excluded(file.rel_path)
         )
 
-    def _waiting(self, content_hash: str, now: float) -> bool:
+    def waiting(self, content_hash: str, now: float) -> bool:
         due = self.retry_at.get(content_hash)
         return due is not None and due[0] > now
 
@@ -100,7 +102,7 @@ class Pipeline:
         h = file.content_hash
         if not self.wanted(file) or h is None or h in self.in_flight or self.paused():
             return
-        if self._waiting(h, time.monotonic()):
+        if self.waiting(h, time.monotonic()):
             return
         if len(self.in_flight) >= self.settings.detect_concurrency:
             return
@@ -110,14 +112,32 @@ class Pipeline:
         task.add_done_callback(self.tasks.discard)
 
     async def _detect_if_new(self, file: FileRef) -> None:
+        """Detect ``file``'s content unless it has rows; on PostgreSQL only once claimed
+        (the claim is on the content's first file, see ``store.backlog_query``)."""
+        h = file.content_hash or ""
+        claimed: FileRef | None = None
         try:
-            if await asyncio.to_thread(self._is_scanned, file.content_hash):
+            if self.kernel.claims.shared:
+                claimed = await asyncio.to_thread(self._claim_content, h)
+                if claimed is None:  # stored, or another process is on it
+                    return
+                file = claimed
+            elif await asyncio.to_thread(self._is_scanned, h):
                 return
             await self.process(file, claimed=True)
         except Exception:
             log.exception("faces: detection of %s failed", file.rel_path)
         finally:
-            self.in_flight.discard(file.content_hash or "")
+            self.in_flight.discard(h)
+            if claimed is not None:
+                await asyncio.to_thread(self.release, [claimed.id])
+
+    def _claim_content(self, content_hash: str) -> FileRef | None:
+        query = store.backlog_query(self.kernel.excluder).where(
+            files.c.content_hash == content_hash
+        )
+        refs = self.kernel.index.refs(self.kernel.claims.take(backlog.QUEUE, query, 1))
+        return refs[0] if refs else None
 
     def _is_scanned(self, content_hash: str | None) -> bool:
         with self.kernel.db.read() as conn:
@@ -129,45 +149,25 @@ class Pipeline:
         after ``budget_seconds`` or once Apollo proved unreachable. Detections that
         ``on_hashed`` started are waited for first."""
         cap = min(limit, self.settings.backlog_max_per_tick)
-        deadline = time.monotonic() + budget_seconds
+        started = time.monotonic()
         if self.tasks:  # the ingest detections under way finish first (never sent twice)
             await asyncio.wait(list(self.tasks), timeout=budget_seconds)
-        tally = backlog.Tally()
-        tried: set[str] = set()  # a photo is tried once per drain, whatever its backoff
+        if self.flow is None:
+            self.flow = backlog.Flow(self)
+        budget = max(0.0, budget_seconds - (time.monotonic() - started))
+        return await self.flow.drain(cap, budget)
 
-        def going() -> bool:
-            return (
-                tally.stored < cap and tally.failures < cap
-                and time.monotonic() < deadline and not self.paused()
-            )  # fmt: skip
+    def candidates(self, limit: int, skip: set[str]) -> list[FileRef]:
+        """Up to ``limit`` pending photos, one file per content hash, none of ``skip``;
+        on PostgreSQL claimed for this process (``release`` once stored)."""
+        query = store.backlog_query(self.kernel.excluder)
+        if skip:
+            query = query.where(files.c.content_hash.notin_(sorted(skip)))
+        return self.kernel.index.refs(self.kernel.claims.take(backlog.QUEUE, query, limit))
 
-        while going():
-            now = time.monotonic()
-            skip = tried | self.in_flight | {h for h in self.retry_at if self._waiting(h, now)}
-            batch = await asyncio.to_thread(self._candidates, cap - tally.stored, skip)
-            if not batch:
-                break
-            tried.update(f.content_hash or "" for f in batch)
-            batch = [f for f in batch if f.content_hash not in self.in_flight]  # on_hashed's
-            claimed = {f.content_hash or "" for f in batch}
-            self.in_flight.update(claimed)
-            try:
-                await backlog.run(self, batch, going, tally)
-            finally:
-                self.in_flight.difference_update(claimed)
-        return tally.stored
-
-    def _candidates(self, limit: int, skip: set[str]) -> list[FileRef]:
-        """Pending photos, one file per content hash."""
-        with self.kernel.db.read() as conn:
-            rows = store.unscanned(conn, self.kernel.excluder, limit * 2, skip)
-        seen: set[str] = set()
-        picked = []
-        for ref in self.kernel.index.refs(rows):
-            if ref.content_hash not in seen:
-                seen.add(ref.content_hash or "")
-                picked.append(ref)
-        return picked[:limit]
+    def release(self, file_ids: list[int]) -> None:
+        """Give back claims (after the photos' rows are committed, or on giving up)."""
+        self.kernel.claims.release(backlog.QUEUE, file_ids)
 
     # --- one photo -----------------------------------------------------------------------------
 
@@ -222,6 +222,7 @@ class Pipeline:
         await asyncio.to_thread(self._write, outcomes, keys)
         for outcome in outcomes:
             self.retry_at.pop(outcome.file.content_hash or "", None)
+            log.debug("faces: stored %s %s", outcome.file.rel_path, outcome.status)
         if any(o.status == "detected" for o in outcomes):
             self.pauses = 0
 
@@ -326,6 +327,8 @@ class Pipeline:
         return bound
 
     async def close(self) -> None:
+        if self.flow is not None:
+            await self.flow.close()
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()

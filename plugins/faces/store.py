@@ -9,12 +9,13 @@ detected again, and what makes the second copy of a photo cost no Apollo call.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, delete, exists, func, select, update
+from sqlalchemy.sql.util import ClauseAdapter
 
 from kernel.db import Database
 from kernel.excluder import PathExcluder
@@ -53,26 +54,46 @@ def is_scanned(conn: Connection, content_hash: str) -> bool:
     return conn.execute(select(exists().where(fd.c.content_hash == content_hash))).scalar_one()
 
 
-def unscanned(conn: Connection, excluder: PathExcluder, limit: int, skip: Iterable[str]) -> list:
-    """Present, hashed photos whose content has no row: the backlog (an anti-join on
-    ``ix_face_hash``), outside ``EXCLUDED_DIRS``, oldest first."""
-    skipped = sorted(set(skip))
-    query = (
+def backlog_query(excluder: PathExcluder) -> Select[Any]:
+    """Pending photos, one file per content hash, oldest first (no limit): present,
+    hashed photos outside ``EXCLUDED_DIRS`` whose content has no row (an anti-join on
+    ``ix_face_hash``).
+
+    Of the copies of one content, only the *first* (lowest ``files.id`` among the
+    copies that qualify) is ever returned. That file's id is the content's key in the
+    ``faces`` claims queue (claims key by ``files.id``, faces by content hash): every
+    process asking for a content picks the same file, so two workers that meet two
+    copies of a photo in two libraries still claim one key and make one call.
+    """
+    copy = files.alias("copy")
+    first = (
+        select(func.min(copy.c.id))
+        .where(
+            copy.c.content_hash == files.c.content_hash,
+            *_wanted(copy),
+            ClauseAdapter(copy).traverse(excluder.sql_clause()),
+        )
+        .scalar_subquery()
+    )
+    return (
         select(*FILE_COLUMNS)
         .where(
-            files.c.status == "present",
-            files.c.media_type == "photo",
-            files.c.content_hash.isnot(None),
-            files.c.error.is_(None),
+            *_wanted(files),
             ~exists().where(fd.c.content_hash == files.c.content_hash),
             excluder.sql_clause(),
+            files.c.id == first,
         )
         .order_by(files.c.id)
-        .limit(limit)
     )
-    if skipped:
-        query = query.where(files.c.content_hash.notin_(skipped))
-    return conn.execute(query).all()
+
+
+def _wanted(table: Any) -> tuple[ColumnElement[bool], ...]:
+    return (
+        table.c.status == "present",
+        table.c.media_type == "photo",
+        table.c.content_hash.isnot(None),
+        table.c.error.is_(None),
+    )
 
 
 def _row_values(library_id: int, content_hash: str, rel_path: str, now: float) -> dict:
