@@ -21,7 +21,9 @@ from sqlalchemy import (
     Engine,
     Integer,
     Table,
+    Text,
     any_,
+    cast,
     create_engine,
     event,
     func,
@@ -173,9 +175,12 @@ class Database:
         """``column IN ids`` with the ids bound as ONE parameter (a JSON array on SQLite,
         an array on PostgreSQL), so the statement compiles once for any number of ids: a
         page of thousands (memories) spent longer rendering its ``IN`` list than running it,
-        and no list of any length meets a driver's parameter limit."""
+        and no list of any length meets a driver's parameter limit. On PostgreSQL the array
+        is bound as its text, ``{1,2,3}``: psycopg dumps a list element by element in
+        Python (6 ms for the 8,000 ids of a month of memories, against 1 ms)."""
         if not self.is_sqlite:
-            return column == any_(literal(list(ids), postgresql.ARRAY(Integer)))
+            array = "{" + ",".join(map(str, map(int, ids))) + "}"
+            return column == any_(cast(literal(array, Text), postgresql.ARRAY(Integer)))
         values = func.json_each(literal(json.dumps(list(ids)))).table_valued("value")
         return column.in_(select(values.c.value))
 

@@ -209,7 +209,9 @@ def file_extras(
     (batch your query: one per call, not one per file). The mappings of all plugins are
     merged into each file's entry; keys never replace the kernel's own fields (id, path,
     library, name, size, mtime, media_type, content_hash). May be async; a synchronous
-    implementation runs in a worker thread.
+    implementation runs in a worker thread. Derive the fields from the database only (not
+    the clock or files on disk): a listing may keep its answer until the database changes
+    (``/memories`` does).
     """
 
 

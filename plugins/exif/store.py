@@ -147,16 +147,14 @@ def listing_extras(kernel: Kernel, file_ids: Sequence[int]) -> dict[int, dict[st
     enough to caption, sort and map it (both None when not read, or failed).
 
     Memories lists thousands of files at once, so rows are unpacked as tuples (in the
-    order of ``COMPACT_COLUMNS``) rather than read attribute by attribute."""
-    extras: dict[int, dict[str, Any]] = {
-        file_id: {"date_taken": None, "exif": None} for file_id in file_ids
-    }
+    order of ``COMPACT_COLUMNS``) rather than read attribute by attribute, and the files
+    without a row are filled in afterwards instead of building a placeholder for all."""
+    extras: dict[int, dict[str, Any]] = {}
     for row in load_compact(kernel, file_ids):
         (file_id, status, make, model, lens, width, height, orientation, lat, lon, alt, taken,
          offset, source) = row  # fmt: skip
         if status != "ok":
             continue
-        gps = None if lat is None or lon is None else {"lat": lat, "lon": lon, "alt": alt}
         extras[file_id] = {
             "date_taken": None if taken is None else iso_datetime(taken, offset),
             "exif": {
@@ -166,10 +164,14 @@ def listing_extras(kernel: Kernel, file_ids: Sequence[int]) -> dict[int, dict[st
                 "width": width,
                 "height": height,
                 "orientation": orientation,
-                "gps": gps,
+                "gps": None if lat is None or lon is None else {"lat": lat, "lon": lon, "alt": alt},
                 "date_source": source,
             },
         }
+    if len(extras) < len(file_ids):
+        for file_id in file_ids:
+            if file_id not in extras:
+                extras[file_id] = {"date_taken": None, "exif": None}
     return extras
 
 

@@ -15,18 +15,28 @@ through a Router dependency.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgspec
 
 import kernel
 from kernel import hookimpl
 
+from .answers import Answers
 from .settings import MemoriesSettings
+
+if TYPE_CHECKING:
+    from kernel.core import Kernel
 
 __all__ = ["MemoriesSettings", "Plugin"]
 
 
 class Plugin(kernel.Plugin[MemoriesSettings]):
     """The memories plugin of one kernel."""
+
+    def __init__(self, kernel: Kernel, settings: MemoriesSettings) -> None:
+        super().__init__(kernel, settings)
+        self.answers = Answers()  # encoded answers, until the database changes
 
     @staticmethod
     @hookimpl

@@ -371,3 +371,56 @@ def test_settings_are_the_instances_under_any_name(tmp_path: Path, library: Path
         assert (body["span"], body["tz"], body["dates_from"]) == ("month", "Asia/Tokyo", "mtime")
         plugin = h.kernel.plugin("on_this_day")
         assert isinstance(plugin, Plugin) and plugin.settings.default_span == "month"
+
+
+class CountedExtras:
+    """A plugin whose ``file_extras`` counts its calls: an answer memories kept asks no
+    plugin again."""
+
+    calls: ClassVar[list[int]]
+
+    def __init__(self, kernel: Kernel, settings: None) -> None:
+        self.kernel = kernel
+
+    @classmethod
+    def fresh(cls) -> type[CountedExtras]:
+        return type("CountedExtras", (cls,), {"calls": []})
+
+    @hookimpl
+    def file_extras(self, files: Sequence[FileRef]) -> dict[int, dict[str, Any]]:
+        self.calls.append(len(files))
+        return {ref.id: {"counted": True} for ref in files}
+
+
+def test_an_answer_is_kept_until_the_database_changes(tmp_path: Path, library: Path) -> None:
+    dates = {"2024/a.jpg": datetime(2024, 11, 25, 10, 0), "2023/b.jpg": datetime(2023, 11, 24)}
+    make_jpeg(library / "2024/a.jpg")
+    (library / "2023").mkdir()
+    counted = CountedExtras.fresh()
+    plugins = {"capture_dates": CaptureDates.knowing(dates), "counted": counted}
+    with harness(tmp_path, ["memories"], extra_plugins=plugins) as h:
+        h.scan()
+        first = h.get("/memories", params={"date": "2026-11-23"})
+        assert by_year(first.json()) == [(2024, 2, ["2024/a.jpg"])]
+        assert first.headers["content-type"] == "application/json"
+        asked = len(counted.calls)
+        again = h.get("/memories", params={"date": "2026-11-23"})
+        assert again.content == first.content
+        if h.kernel.db.is_sqlite:  # PostgreSQL's version is a snapshot that any database
+            assert len(counted.calls) == asked  # of the server moves: a miss is allowed
+        # Another day, span, zone or folder is another answer.
+        assert memories(h, date="2026-11-22")["years"] == []
+        assert memories(h, date="2026-11-23", span="day")["years"] == []
+        assert memories(h, date="2026-11-23", tz="Asia/Tokyo")["tz"] == "Asia/Tokyo"
+        assert memories(h, date="2026-11-23", path="2023")["years"] == []
+        # A commit (a new file, scanned) changes the data version: built afresh.
+        make_jpeg(library / "2023/b.jpg")
+        h.scan()
+        asked = len(counted.calls)
+        body = memories(h, date="2026-11-23")
+        assert by_year(body) == [(2024, 2, ["2024/a.jpg"]), (2023, 3, ["2023/b.jpg"])]
+        assert body["years"][1]["items"][0]["counted"] is True
+        assert counted.calls[asked:] == [2]
+        (h.library / "2024/a.jpg").unlink()
+        h.scan()
+        assert by_year(memories(h, date="2026-11-23")) == [(2023, 3, ["2023/b.jpg"])]
