@@ -339,22 +339,36 @@ class Thumbnailer:
         await asyncio.to_thread(self.writer.flush)
 
     async def drain(self, limit: int, budget: float) -> int:
-        """Render the backlog (up to ``limit`` files, stopping after ``budget`` seconds)."""
+        """Render the backlog (up to ``limit`` files, stopping after ``budget`` seconds).
+
+        On PostgreSQL, where other workers share the backlog, files are claimed a few at
+        a time (as many as the pool takes at once) while the renders run: claiming the
+        whole ``limit`` up front left the other workers idle until this one finished.
+        """
         await self.wait_idle()
         query = store.backlog_query(self.tokens())
         if query is None:
             return 0
-        rows = await asyncio.to_thread(self.kernel.claims.take, QUEUE, query, limit)
+        shared = self.kernel.claims.shared
+        chunk = min(limit, self.workers * 2) if shared else limit
         deadline = time.monotonic() + budget
         handed = 0
-        refs = self.kernel.index.refs(rows)
-        for ref in refs:
-            if time.monotonic() > deadline:
+        while handed < limit and time.monotonic() <= deadline:
+            rows = await asyncio.to_thread(
+                self.kernel.claims.take, QUEUE, query, min(chunk, limit - handed)
+            )
+            refs = self.kernel.index.refs(rows)
+            started = 0
+            for ref in refs:
+                if time.monotonic() > deadline:
+                    break
+                await self.submit_bounded(ref, self.pregenerated(ref))
+                started += 1
+            handed += started
+            if started < len(refs):  # stopped by the deadline: let anybody take the rest
+                await asyncio.to_thread(self.release, [r.id for r in refs[started:]])
+            if not shared or not refs:  # SQLite: one query, as the claims filter nothing
                 break
-            await self.submit_bounded(ref, self.pregenerated(ref))
-            handed += 1
-        if handed < len(refs):  # stopped by the deadline: let anybody take the rest
-            await asyncio.to_thread(self.release, [r.id for r in refs[handed:]])
         await self.wait_idle()
         return handed
 
