@@ -40,10 +40,15 @@ NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 class Claims:
     """The leases of one process (``owner``) on units of work, by queue name."""
 
-    def __init__(self, db: Database, owner: str, lease_seconds: float) -> None:
+    def __init__(
+        self, db: Database, owner: str, lease_seconds: float, library_ids: Iterable[int] = ()
+    ) -> None:
         self.db = db
         self.owner = owner
         self.lease_seconds = lease_seconds
+        #: the configured libraries: rows of any other (a library taken out of the
+        #: configuration keeps its rows) are nobody's work
+        self.library_ids = sorted(library_ids)
         #: True on PostgreSQL: several processes may take work, so work is claimed
         self.shared = not db.is_sqlite
 
@@ -62,8 +67,13 @@ class Claims:
         """Rows of ``query`` (its ``key`` column names the unit) now leased to this process.
 
         ``query`` is the plugin's backlog query without its limit; on SQLite it is only
-        run with ``limit``. ``key``'s table is the one locked ``SKIP LOCKED``.
+        run with ``limit``. ``key``'s table is the one locked ``SKIP LOCKED``. A query of
+        ``files`` rows is kept to the configured libraries: the rows of a library taken
+        out of the configuration would otherwise head every backlog, be claimed, dropped
+        by ``FileIndex.refs`` and never released — and on SQLite fill every limit.
         """
+        if self.library_ids and any(f is files for f in query.columns_clause_froms):
+            query = query.where(files.c.library_id.in_(self.library_ids))
         if not self.shared:
             with self.db.read() as conn:
                 return list(conn.execute(query.limit(limit)).all())

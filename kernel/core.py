@@ -78,7 +78,9 @@ class Kernel:
         self.serve_only = False
         self.tokens = TokenCache(self.db)
         #: this process's leases on units of work (PostgreSQL; a no-op on SQLite)
-        self.claims = Claims(self.db, new_owner(), settings.lease_seconds)
+        self.claims = Claims(
+            self.db, new_owner(), settings.lease_seconds, [lib.id for lib in self.libraries]
+        )
         #: what this process runs ("http", "scan", "hash", plugin names), for /health
         self.roles: list[str] = []
         self.heartbeat = Heartbeat(self.db, self.claims, settings.heartbeat_seconds)
