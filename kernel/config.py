@@ -56,6 +56,9 @@ class KernelSettings(msgspec.Struct, forbid_unknown_fields=True):
     heartbeat_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     #: a worker with nothing to do looks for hashing and backlog work this often
     work_poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    #: threads for the event loop's blocking work (queries, file reads, hashing lookups);
+    #: 0 = as many as the database pool holds connections
+    threads: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 @dataclass
