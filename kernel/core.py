@@ -168,10 +168,10 @@ class Kernel:
         the background work only while it holds the lock; until then it only serves
         (``serve_only``, decided before ``on_startup`` so plugins see it) and tries to
         take the lock over every few seconds."""
-        threads = self.config.kernel.threads or self.db.connections
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(threads, thread_name_prefix="imageapi-io")
-        )  # asyncio's own is CPUs + 4: 64 connections' queries queued behind 6 threads
+        if self.config.kernel.threads:  # else asyncio's own: CPUs + 4 (see KernelSettings)
+            asyncio.get_running_loop().set_default_executor(
+                ThreadPoolExecutor(self.config.kernel.threads, thread_name_prefix="imageapi-io")
+            )
         if self.background_lock is not None:
             self.serve_only = not self.background_lock.try_acquire()
         await self.hooks.on_startup()

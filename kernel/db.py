@@ -105,17 +105,12 @@ class Database:
             options: dict[str, Any] = (
                 {"poolclass": StaticPool} if memory else {"pool_size": 8, "max_overflow": 16}
             )
-            #: how many connections the pool hands out at most
-            self.connections = 1 if memory else 24
             self.engine = create_engine(
                 url, echo=echo, connect_args={"check_same_thread": False}, **options
             )
             _configure_sqlite(self.engine, mmap_mb, cache_mb)
         else:
-            self.engine = create_engine(
-                url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10
-            )
-            self.connections = 20
+            self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
             _configure_postgresql(self.engine)
         self._write_lock = threading.Lock()
         self._memory = memory

@@ -1,6 +1,5 @@
-"""The event loop's blocking work runs on as many threads as the database pool has
-connections (``[kernel] threads``), not asyncio's default of CPUs + 4: under 64
-connections, listings and writes queued behind six threads on a 2-core machine."""
+"""``[kernel] threads`` sizes the event loop's pool for blocking work (asyncio's default,
+CPUs + 4, when 0): a request's blocking calls run that many at once."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from litestar import Router, get
 from kernel import Plugin, hookimpl
 from kernel.testing import harness
 
-AT_ONCE = 20  # below the SQLite pool's 24 connections, above CPUs + 4 on up to 15 CPUs
+AT_ONCE = 20  # above asyncio's default (CPUs + 4) on up to 15 CPUs
 
 
 @get("/at-once")
@@ -30,8 +29,9 @@ class Blocking(Plugin[None]):
         return [Router("/", route_handlers=[at_once])]
 
 
-def test_blocking_calls_of_many_requests_run_at_once(tmp_path: Path) -> None:
-    with harness(tmp_path, extra_plugins={"blocking": Blocking}) as h:
+def test_threads_setting_runs_that_many_at_once(tmp_path: Path) -> None:
+    toml = "[kernel]\nthreads = 24\n"
+    with harness(tmp_path, extra_plugins={"blocking": Blocking}, plugins_toml=toml) as h:
         response = h.get("/at-once")
         assert response.status_code == 200, response.text
         assert response.json() == {"together": AT_ONCE}
