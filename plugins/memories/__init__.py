@@ -21,8 +21,9 @@ import msgspec
 
 import kernel
 from kernel import hookimpl
+from kernel.versioned import VersionedCache
 
-from .answers import Answers
+from .answers import MAX_ANSWERS, MAX_BYTES
 from .settings import MemoriesSettings
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ class Plugin(kernel.Plugin[MemoriesSettings]):
 
     def __init__(self, kernel: Kernel, settings: MemoriesSettings) -> None:
         super().__init__(kernel, settings)
-        self.answers = Answers()  # encoded answers, until the database changes
+        #: encoded answers, until the database changes
+        self.answers = VersionedCache[bytes](MAX_ANSWERS, weigh=len, max_weight=MAX_BYTES)
 
     @staticmethod
     @hookimpl

@@ -15,9 +15,6 @@ favourites it shows), the folder, the span, the client's day and zone.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,38 +30,3 @@ def read_version(db: Database) -> Any:
         return db.local_version()
     with db.read() as conn:
         return db.data_version(conn)
-
-
-class Answers:
-    """Least-recently-used encoded answers, each valid for one data version."""
-
-    def __init__(self, max_answers: int = MAX_ANSWERS, max_bytes: int = MAX_BYTES) -> None:
-        self.max_answers = max_answers
-        self.max_bytes = max_bytes
-        self._lock = threading.Lock()
-        self._kept: OrderedDict[Hashable, tuple[Any, bytes]] = OrderedDict()
-        self._bytes = 0
-
-    def get(self, key: Hashable, version: Any) -> bytes | None:
-        if version is None:
-            return None
-        with self._lock:
-            kept = self._kept.get(key)
-            if kept is None or kept[0] != version:
-                return None
-            self._kept.move_to_end(key)
-            return kept[1]
-
-    def put(self, key: Hashable, version: Any, body: bytes) -> None:
-        """Keep ``body``, built from data read after ``version`` was (None: keep nothing)."""
-        if version is None or len(body) > self.max_bytes:
-            return
-        with self._lock:
-            old = self._kept.pop(key, None)
-            if old is not None:
-                self._bytes -= len(old[1])
-            self._kept[key] = (version, body)
-            self._bytes += len(body)
-            while len(self._kept) > self.max_answers or self._bytes > self.max_bytes:
-                _, (_, dropped) = self._kept.popitem(last=False)
-                self._bytes -= len(dropped)
