@@ -15,23 +15,23 @@ import collections
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from kernel.testing import TEST_DATABASE_ENV, fresh_database_url
+
+sys.path.insert(0, str(Path(__file__).parent))  # the shared installation helper
+from installation import ROOT, Installation
 
 pytestmark = [
     pytest.mark.db,
     pytest.mark.requires_plugins("faces"),
     pytest.mark.skipif(not os.environ.get(TEST_DATABASE_ENV), reason="scale-out needs PostgreSQL"),
 ]
-ROOT = Path(__file__).resolve().parents[2]
 FACES_TESTS = ROOT / "tests" / "plugins" / "faces"
 PHOTOS, COPIES = 60, 20  # contents; the first COPIES are also in the second library
 LEASE = 2.0
@@ -61,60 +61,27 @@ def _faces_tests():
     return faces_support, fake_apollo
 
 
-class Workers:
+class Workers(Installation):
     """``imageapi`` processes of one installation, each with its own data directory."""
 
     def __init__(self, tmp: Path, url: str, apollo_url: str) -> None:
-        self.tmp, self.url, self.apollo_url = tmp, url, apollo_url
-        self.library, self.second = tmp / "library", tmp / "second"
+        self.second = tmp / "second"
         self.second.mkdir(parents=True, exist_ok=True)
-        (tmp / "plugins.toml").write_text(TOML.format(lease=LEASE, second=self.second))
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.engine = create_engine(url)
+        super().__init__(tmp, url, TOML.format(lease=LEASE, second=self.second))
+        self.apollo_url = apollo_url
 
     def env(self, name: str, *, apollo: bool = True) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != TEST_DATABASE_ENV}
-        env.update(
-            DATABASE_URL=self.url,
-            BASE_PATH=str(self.library),
-            SECRET_KEY="test-secret-key-that-is-long-enough-for-hs256",
-            IMAGEAPI_CONFIG=str(self.tmp / "plugins.toml"),
-            IMAGEAPI_DATA_DIR=str(self.tmp / f"data-{name}"),
-            FACE_DETECT_CONCURRENCY="2",
-            LOG_LEVEL="DEBUG",
-            PYTHONPATH=str(ROOT),
-        )
+        env = super().env(name)
+        env["FACE_DETECT_CONCURRENCY"] = "2"
         if apollo:
             env["APOLLO_FACE_API_BASE_URL"] = self.apollo_url
         return env
 
-    def cli(self, *args: str, apollo: bool = True) -> None:
-        subprocess.run(
-            [sys.executable, "-c", "from kernel.cli import main; main()", *args],
-            env=self.env("cli", apollo=apollo),
-            capture_output=True,
-            check=True,
-        )
-
-    def start(self, name: str) -> None:
-        with open(self.tmp / f"{name}.log", "wb") as out:
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-c", "from kernel.cli import main; main()", "worker",
-                 "--only", "scan,hash,faces"],
-                env=self.env(name),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def log(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text(errors="replace")
+    def start(self, name: str) -> None:  # type: ignore[override]
+        super().start(name, "worker", "--only", "scan,hash,faces")
 
     def stored_by(self, name: str) -> list[str]:
         return STORED_LINE.findall(self.log(name))
-
-    def sql(self, query: str, **params: object) -> list:
-        with self.engine.connect() as conn:
-            return list(conn.execute(text(query), params).all())
 
     def detected(self) -> int:
         return self.sql("SELECT count(DISTINCT content_hash) FROM face_detections")[0][0]
@@ -126,17 +93,6 @@ class Workers:
                 assert proc.poll() is None or proc.returncode == -signal.SIGKILL, self.log(name)
             assert time.monotonic() < end, f"{self.detected()} of {count} detected"
             time.sleep(0.2)
-
-    def close(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.engine.dispose()
 
 
 @pytest.fixture
@@ -200,7 +156,9 @@ def test_killed_worker_photos_detected_by_the_other(workers: Workers, apollo) ->
     w = workers
     fill(w)
     w.cli("db", "upgrade")
-    w.cli("scan", apollo=False)  # hashed, none detected: the whole backlog is waiting
+    w.cli(
+        "scan", env=w.env("cli", apollo=False)
+    )  # hashed, none detected: the whole backlog is waiting
     assert w.detected() == 0
     apollo.delay = 0.3
     w.start("w1")

@@ -12,9 +12,7 @@ from __future__ import annotations
 import collections
 import os
 import re
-import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -23,10 +21,12 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from sqlalchemy import create_engine, text
 
 from kernel.testing import TEST_DATABASE_ENV, fresh_database_url, make_jpeg, make_video
 from media.ffmpeg import run_ffmpeg
+
+sys.path.insert(0, str(Path(__file__).parent))  # the shared installation helper
+from installation import Installation
 
 pytestmark = [
     pytest.mark.db,
@@ -53,65 +53,20 @@ max_concurrent = 1
 RENDER_LINE = re.compile(r"plugins\.thumbnails\.worker: thumbnails: (\S+) ")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Cluster:
+class Cluster(Installation):
     """Processes of one shared installation, each with its own data directory."""
 
     def __init__(self, tmp: Path, url: str) -> None:
-        self.tmp = tmp
-        self.url = url
-        self.library = tmp / "library"
-        (tmp / "plugins.toml").write_text(TOML)
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.ports: dict[str, int] = {}
-        self.engine = create_engine(url)
+        super().__init__(tmp, url, TOML)
 
     def env(self, name: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != TEST_DATABASE_ENV}
+        env = super().env(name)
         env.update(
-            DATABASE_URL=self.url,
-            BASE_PATH=str(self.library),
-            SECRET_KEY="test-secret-key-that-is-long-enough-for-hs256",
-            IMAGEAPI_CONFIG=str(self.tmp / "plugins.toml"),
-            IMAGEAPI_DATA_DIR=str(self.tmp / f"data-{name}"),
             THUMBNAILS=str(self.tmp / "shared" / "thumbs"),
             GIFS_DIRECTORY=str(self.tmp / "shared" / "gifs"),
             VIDEO_PATH=str(self.tmp / "shared" / "hls"),
-            LOG_LEVEL="DEBUG",
-            PYTHONPATH=str(Path(__file__).resolve().parents[2]),
         )
         return env
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-c", "from kernel.cli import main; main()", *args],
-            env=self.env("cli"),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return done.stdout
-
-    def start(self, name: str, *args: str) -> None:
-        env = self.env(name)
-        if args[0] == "serve":
-            self.ports[name] = free_port()
-            env["BIND_URL"] = f"127.0.0.1:{self.ports[name]}"
-        with open(self.tmp / f"{name}.log", "wb") as out:
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-c", "from kernel.cli import main; main()", *args],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def log(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text(errors="replace")
 
     def renders(self) -> collections.Counter[str]:
         """Rendered files, counted over every process's log."""
@@ -119,10 +74,6 @@ class Cluster:
         for name in self.procs:
             seen.update(RENDER_LINE.findall(self.log(name)))
         return seen
-
-    def sql(self, query: str, **params: object) -> list:
-        with self.engine.connect() as conn:
-            return list(conn.execute(text(query), params).all())
 
     def health(self, name: str) -> dict:
         return httpx.get(f"http://127.0.0.1:{self.ports[name]}/health", timeout=10).json()
@@ -135,21 +86,6 @@ class Cluster:
             except httpx.TransportError:
                 time.sleep(0.1)
         raise AssertionError(f"{name} never answered:\n{self.log(name)}")
-
-    def kill(self, name: str) -> None:
-        self.procs[name].send_signal(signal.SIGKILL)
-        self.procs[name].wait()
-
-    def close(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.engine.dispose()
 
 
 @pytest.fixture
