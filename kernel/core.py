@@ -68,6 +68,7 @@ class Kernel:
             mmap_mb=settings.sqlite_mmap_mb,
             cache_mb=settings.sqlite_cache_mb,
         )
+        dispatcher.snapshot = self.db.read
         self.index = FileIndex(self.db, self.libraries)
         self.ingest = Ingest(self)
         self.scanner = Scanner(self)

@@ -113,6 +113,7 @@ class Database:
             self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
             _configure_postgresql(self.engine)
         self._write_lock = threading.Lock()
+        self._reading = threading.local()  # the read transaction open in this thread
         self._memory = memory
         self._version_lock = threading.Lock()
         self._version_connection: Any = None
@@ -124,9 +125,21 @@ class Database:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection in a read transaction (a consistent snapshot under WAL)."""
+        """A connection in a read transaction (a consistent snapshot under WAL).
+
+        Reentrant within a thread: a ``read()`` inside another one shares its connection
+        and snapshot, so the plugins answering one listing in one worker thread (see
+        ``Dispatcher.acollect``) pay one ``BEGIN`` between them and see the same data."""
+        open_read = getattr(self._reading, "connection", None)
+        if open_read is not None:
+            yield open_read
+            return
         with self.engine.connect() as connection, connection.begin():
-            yield connection
+            self._reading.connection = connection
+            try:
+                yield connection
+            finally:
+                self._reading.connection = None
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:

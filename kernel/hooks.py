@@ -146,7 +146,9 @@ class Hooks:
     async def file_extras(
         self, files: Sequence[FileRef], user_id: int | None
     ) -> list[Mapping[int, Mapping[str, Any]]]:
-        found = await self._d.acollect("file_extras", files=files, user_id=user_id)
+        found = await self._d.acollect(
+            "file_extras", files=files, user_id=user_id, together=self._d.snapshot
+        )
         return [extras for _plugin, extras in found]
 
     async def photo_context(self, file: FileRef, entry: Mapping[str, Any]) -> list[tuple[str, str]]:

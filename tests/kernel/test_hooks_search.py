@@ -11,14 +11,15 @@ written as a scan would leave them) the plans that walk the sort's index.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, ForeignKey, Integer, MetaData, Table, insert
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, Table, func, insert, select
 
-from kernel import Plugin, SearchFilter, SearchParam, SearchSort, hookimpl
+from kernel import Plugin, SearchFilter, SearchParam, SearchSort, hookimpl, tables
 from kernel.config import ConfigError
 from kernel.listing import DEEP_OFFSET, WALK_INDEX_ABOVE
 from kernel.tables import files
@@ -263,6 +264,43 @@ def test_hook_file_extras(tmp_path, library):
         assert extras.calls == [(["cat.jpg", "dog.jpg"], 1)]  # one call per page, batched
         assert h.get("/photos", params={"name_has": "x"}).status_code == 400  # not declared
 
+
+
+class ReadsIndex:
+    """A synchronous ``file_extras`` that reads the database, recording where it ran."""
+
+    def __init__(self, field: str, seen: list[tuple[str, int, int]]) -> None:
+        self.field, self.seen = field, seen
+
+    @hookimpl
+    def file_extras(self, files, kernel):
+        with kernel.db.read() as conn:
+            self.seen.append((self.field, threading.get_ident(), id(conn.connection)))
+            count = conn.execute(select(func.count()).select_from(tables.files)).scalar_one()
+        return {f.id: {self.field: count} for f in files}
+
+
+def test_file_extras_of_synchronous_plugins_share_one_thread_and_snapshot(tmp_path, library):
+    """The synchronous plugins answering one page run one after the other in one worker
+    thread (not a thread hop each) and read through one read transaction, so their
+    fields describe the same state of the database."""
+    make_jpeg(library / "cat.jpg")
+    seen: list[tuple[str, int, int]] = []
+    plugins = {"a": ReadsIndex("a_count", seen), "b": ReadsIndex("b_count", seen)}
+    with harness(tmp_path, extra_plugins=plugins) as h:
+        h.scan()
+        (entry,) = h.get("/photos").json()["files"]
+        assert entry["a_count"] == entry["b_count"] == 1
+        assert sorted(field for field, _thread, _conn in seen) == ["a_count", "b_count"]
+        (_, thread_a, conn_a), (_, thread_b, conn_b) = seen
+        assert thread_a == thread_b != threading.get_ident()
+        assert conn_a == conn_b
+        with h.kernel.db.read() as outer, h.kernel.db.read() as inner:
+            assert inner is outer  # reentrant within a thread
+        with h.kernel.db.read() as first:
+            pass
+        with h.kernel.db.read() as second:
+            assert second is not first  # a new transaction once the first has ended
 
 # --- a library big enough to walk the sort's index ----------------------------------------------
 
