@@ -265,7 +265,6 @@ def test_hook_file_extras(tmp_path, library):
         assert h.get("/photos", params={"name_has": "x"}).status_code == 400  # not declared
 
 
-
 class ReadsIndex:
     """A synchronous ``file_extras`` that reads the database, recording where it ran."""
 
@@ -301,6 +300,7 @@ def test_file_extras_of_synchronous_plugins_share_one_thread_and_snapshot(tmp_pa
             pass
         with h.kernel.db.read() as second:
             assert second is not first  # a new transaction once the first has ended
+
 
 # --- a library big enough to walk the sort's index ----------------------------------------------
 
