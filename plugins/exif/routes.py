@@ -17,10 +17,12 @@ from litestar import get
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery, QueryParameter
+from sqlalchemy import Row
 
 from kernel.core import Kernel
 from kernel.deps import CurrentUser
 from kernel.libraries import PathRefused
+from kernel.types import FileRef
 
 from . import store
 from .plugin import Plugin  # loaded lazily by Plugin.routes(), once the module is complete
@@ -30,6 +32,15 @@ from .plugin import Plugin  # loaded lazily by Plugin.routes(), once the module 
 PluginDep = NamedDependency[Plugin]
 
 
+def _file_and_exif(
+    kernel: Kernel, library_id: int, rel_path: str
+) -> tuple[FileRef | None, Row[Any] | None]:
+    """The file's row and its EXIF row, read in one worker-thread hop and one snapshot."""
+    with kernel.db.read():  # the two reads below share it (``Database.read`` is reentrant)
+        ref = kernel.index.get(library_id, rel_path)
+        return ref, (store.load(kernel, ref.id) if ref is not None else None)
+
+
 async def file_metadata(
     kernel: Kernel, library: str | int | None, path: str, user_id: int | None
 ) -> dict[str, Any]:
@@ -37,10 +48,11 @@ async def file_metadata(
     resolved = kernel.libraries.resolve(library, path)
     if resolved.abs_path.is_dir():
         raise PathRefused(400, "path is a folder; /photos lists folders")
-    ref = await asyncio.to_thread(kernel.index.get, resolved.library.id, resolved.rel_path)
+    ref, row = await asyncio.to_thread(
+        _file_and_exif, kernel, resolved.library.id, resolved.rel_path
+    )
     if ref is None:
         raise NotFoundException(f"{resolved.rel_path} is not indexed yet; try again shortly")
-    row = await asyncio.to_thread(store.load, kernel, ref.id)
     (entry,) = await kernel.catalog.entries([ref], user_id)
     # After the extras: the full EXIF replaces the compact listing form of our own extra.
     if row is None or ref.content_hash is None or row.content_hash != ref.content_hash:
