@@ -185,8 +185,3 @@ class FileIndex:
             )
             .order_by(files.c.id)
         )
-
-    def unhashed(self, limit: int) -> list[FileRef]:
-        """The first ``limit`` files of the hashing backlog."""
-        with self.db.read() as conn:
-            return self.refs(conn.execute(self.unhashed_query().limit(limit)).all())
