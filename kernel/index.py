@@ -57,6 +57,39 @@ def listed_in(library_id: int, rel_dir: str, recursive: bool) -> list[Any]:
     ]
 
 
+def insert_values(library_id: int, stat: Stat, now: float) -> dict[str, Any]:
+    """The ``files`` row of a path found on disk with no row yet."""
+    parent, name = split_rel_path(stat.rel_path)
+    return {
+        "library_id": library_id,
+        "rel_path": stat.rel_path,
+        "parent_dir": parent,
+        "name": name,
+        "size": stat.size,
+        "mtime_ns": stat.mtime_ns,
+        "media_type": stat.media_type,
+        "status": "present",
+        "discovered_at": now,
+        "updated_at": now,
+    }
+
+
+def update_values(stat: Stat, changed: bool, now: float) -> dict[str, Any]:
+    """What a row found on disk again is set to: present, with the file's stat; a file
+    that ``changed`` (size or mtime) loses its hash and error, to be hashed again."""
+    values: dict[str, Any] = {
+        "status": "present",
+        "missing_since": None,
+        "updated_at": now,
+        "size": stat.size,
+        "mtime_ns": stat.mtime_ns,
+        "media_type": stat.media_type,
+    }
+    if changed:
+        values.update(content_hash=None, hashed_at=None, error=None)
+    return values
+
+
 FILE_COLUMNS = (
     files.c.id,
     files.c.library_id,
@@ -131,35 +164,12 @@ class FileIndex:
             )
         ).first()
         if row is None:
-            parent, name = split_rel_path(stat.rel_path)
-            new_id = conn.execute(
-                files.insert().values(
-                    library_id=library_id,
-                    rel_path=stat.rel_path,
-                    parent_dir=parent,
-                    name=name,
-                    size=stat.size,
-                    mtime_ns=stat.mtime_ns,
-                    media_type=stat.media_type,
-                    status="present",
-                    discovered_at=now,
-                    updated_at=now,
-                )
-            ).inserted_primary_key[0]
-            return int(new_id), "new"
+            insert = files.insert().values(**insert_values(library_id, stat, now))
+            return int(conn.execute(insert).inserted_primary_key[0]), "new"
         changed = row.size != stat.size or row.mtime_ns != stat.mtime_ns
         if not changed and row.status == "present":
             return row.id, "same"
-        values: dict[str, Any] = {"status": "present", "missing_since": None, "updated_at": now}
-        if changed:
-            values.update(
-                size=stat.size,
-                mtime_ns=stat.mtime_ns,
-                media_type=stat.media_type,
-                content_hash=None,
-                hashed_at=None,
-                error=None,
-            )
+        values = update_values(stat, changed, now)
         conn.execute(update(files).where(files.c.id == row.id).values(**values))
         return row.id, "changed" if changed else "returned"
 

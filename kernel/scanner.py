@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, select, update
 
 from kernel import moves
 from kernel.hashing import HashOutcome, hash_file
-from kernel.index import Stat, split_rel_path
+from kernel.index import Stat, insert_values, update_values
 from kernel.libraries import Library
 from kernel.moves import Arrival, Move
 from kernel.tables import files
@@ -151,7 +151,7 @@ class Scanner:
         report = ScanReport(seen=plan.seen)
         db = self.kernel.db
         now = time.time()
-        inserts = [self._insert_values(library.id, a.stat, now) for a in plan.arrivals]
+        inserts = [insert_values(library.id, a.stat, now) for a in plan.arrivals]
         updates = plan.updates
         for start in range(0, max(len(inserts), len(updates), 1), BATCH):
             with db.write() as conn:
@@ -162,7 +162,7 @@ class Scanner:
                 if changes:
                     conn.execute(
                         update(files).where(files.c.id == bindparam("b_id")),
-                        [self._update_values(i, s, c, now) for i, s, c in changes],
+                        [{"b_id": i, **update_values(s, c, now)} for i, s, c in changes],
                     )
             if progress:
                 progress("index", min(start + BATCH, plan.seen), plan.seen)
@@ -182,37 +182,6 @@ class Scanner:
             with db.write() as conn:
                 self.kernel.index.mark_missing(conn, [ref.id for ref in plan.gone])
         return report
-
-    @staticmethod
-    def _insert_values(library_id: int, stat: Stat, now: float) -> dict:
-        parent, name = split_rel_path(stat.rel_path)
-        return {
-            "library_id": library_id,
-            "rel_path": stat.rel_path,
-            "parent_dir": parent,
-            "name": name,
-            "size": stat.size,
-            "mtime_ns": stat.mtime_ns,
-            "media_type": stat.media_type,
-            "status": "present",
-            "discovered_at": now,
-            "updated_at": now,
-        }
-
-    @staticmethod
-    def _update_values(file_id: int, stat: Stat, changed: bool, now: float) -> dict:
-        values = {
-            "b_id": file_id,
-            "status": "present",
-            "missing_since": None,
-            "updated_at": now,
-            "size": stat.size,
-            "mtime_ns": stat.mtime_ns,
-            "media_type": stat.media_type,
-        }
-        if changed:
-            values.update(content_hash=None, hashed_at=None, error=None)
-        return values
 
     # --- scans --------------------------------------------------------------------------
 
