@@ -96,6 +96,8 @@ class Kernel:
         for _plugin, folder in self.hooks.storage_folders():
             folder.mkdir(parents=True, exist_ok=True)
             self.storage_folders.append(folder.resolve())
+        #: the same as strings: the folders the scanner, the watcher and GET /image skip
+        self.skip_dirs = frozenset(str(p) for p in self.storage_folders)
         self.catalog = Catalog(self)
         _ = self.catalog.params, self.catalog.sorts, self.tools  # clashes stop start-up
 

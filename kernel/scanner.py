@@ -76,10 +76,6 @@ class Scanner:
         #: plugin -> (database version, when) of its last drain that processed nothing
         self._idle_backlogs: dict[str, tuple[int, float]] = {}
 
-    def _skip_dirs(self) -> frozenset[str]:
-        """The kernel's data folder and every plugin's storage folders."""
-        return frozenset(str(p) for p in self.kernel.storage_folders)
-
     # --- reconciling the walk with the index --------------------------------------------
 
     def _load_index(self, library_id: int, paths: list[str] | None = None) -> dict[str, tuple]:
@@ -194,7 +190,7 @@ class Scanner:
     def _plan(self, library: Library, *, full: bool, progress: Progress | None) -> Plan:
         since = None if full else self.last_scan_ns.get(library.id)
         full = full or since is None  # nothing to be "recent" against yet
-        skip = self._skip_dirs()
+        skip = self.kernel.skip_dirs
         if full:  # read the index while the disk is walked: both mostly wait on I/O
             with ThreadPoolExecutor(1) as pool:
                 loading = pool.submit(self._load_index, library.id)
