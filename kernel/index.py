@@ -148,6 +148,30 @@ class FileIndex:
             row = conn.execute(query).first()
         return self.ref(row) if row else None
 
+    def rows_of(self, library_id: int, paths: list[str] | None = None) -> dict[str, tuple]:
+        """rel_path → (rel_path, id, size, mtime_ns, status) of a library's rows (or of those
+        of ``paths``), read with the raw driver cursor: SQLAlchemy rows cost more than a
+        scan's walk itself at 100,000 files."""
+        sql = "SELECT rel_path, id, size, mtime_ns, status FROM files WHERE library_id = {p}"
+        with self.db.read() as conn:
+            marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            cursor = conn.connection.cursor()
+            try:
+                if paths is None:
+                    cursor.execute(sql.format(p=marker), (library_id,))
+                    return {row[0]: row for row in cursor.fetchall()}
+                known: dict[str, tuple] = {}
+                for start in range(0, len(paths), 500):
+                    chunk = paths[start : start + 500]
+                    in_list = ", ".join([marker] * len(chunk))
+                    cursor.execute(
+                        sql.format(p=marker) + f" AND rel_path IN ({in_list})", (library_id, *chunk)
+                    )
+                    known.update((row[0], row) for row in cursor.fetchall())
+                return known
+            finally:
+                cursor.close()
+
     def get_many(self, ids: Sequence[int]) -> list[FileRef]:
         if not ids:
             return []
@@ -175,13 +199,11 @@ class FileIndex:
 
     def mark_missing(self, conn: Connection, ids: Sequence[int]) -> None:
         now = time.time()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            conn.execute(
-                update(files)
-                .where(and_(files.c.id.in_(chunk), files.c.status == "present"))
-                .values(status="missing", missing_since=now, updated_at=now)
-            )
+        conn.execute(
+            update(files)
+            .where(self.db.among(files.c.id, ids), files.c.status == "present")
+            .values(status="missing", missing_since=now, updated_at=now)
+        )
 
     @staticmethod
     def unhashed_query() -> Any:

@@ -125,14 +125,13 @@ def pair(
 def missing_with_sizes(index: FileIndex, sizes: Iterable[int]) -> list[FileRef]:
     """Rows already marked missing whose size one of ``sizes`` has (move candidates)."""
     wanted = sorted(set(sizes))
-    found: list[FileRef] = []
+    if not wanted:
+        return []
+    query = select(*FILE_COLUMNS).where(
+        files.c.status == "missing", index.db.among(files.c.size, wanted)
+    )
     with index.db.read() as conn:
-        for start in range(0, len(wanted), 500):
-            query = select(*FILE_COLUMNS).where(
-                files.c.status == "missing", files.c.size.in_(wanted[start : start + 500])
-            )
-            found += index.refs(conn.execute(query).all())
-    return found
+        return index.refs(conn.execute(query).all())
 
 
 def apply(conn: Connection, pairs: Sequence[tuple[FileRef, Arrival]]) -> list[Move]:

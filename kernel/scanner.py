@@ -78,29 +78,6 @@ class Scanner:
 
     # --- reconciling the walk with the index --------------------------------------------
 
-    def _load_index(self, library_id: int, paths: list[str] | None = None) -> dict[str, tuple]:
-        """rel_path → (rel_path, id, size, mtime_ns, status), read with the raw driver cursor:
-        SQLAlchemy rows cost more than the walk itself at 100,000 files."""
-        sql = "SELECT rel_path, id, size, mtime_ns, status FROM files WHERE library_id = {p}"
-        with self.kernel.db.read() as conn:
-            marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            cursor = conn.connection.cursor()
-            try:
-                if paths is None:
-                    cursor.execute(sql.format(p=marker), (library_id,))
-                    return {row[0]: row for row in cursor.fetchall()}
-                known: dict[str, tuple] = {}
-                for start in range(0, len(paths), 500):
-                    chunk = paths[start : start + 500]
-                    in_list = ", ".join([marker] * len(chunk))
-                    cursor.execute(
-                        sql.format(p=marker) + f" AND rel_path IN ({in_list})", (library_id, *chunk)
-                    )
-                    known.update((row[0], row) for row in cursor.fetchall())
-                return known
-            finally:
-                cursor.close()
-
     def _diff(
         self, library: Library, stats: list[Stat], known: dict[str, tuple], *, full: bool
     ) -> Plan:
@@ -193,12 +170,12 @@ class Scanner:
         skip = self.kernel.skip_dirs
         if full:  # read the index while the disk is walked: both mostly wait on I/O
             with ThreadPoolExecutor(1) as pool:
-                loading = pool.submit(self._load_index, library.id)
+                loading = pool.submit(self.kernel.index.rows_of, library.id)
                 stats = list(walk(str(library.root), skip))
                 known = loading.result()
         else:
             stats = list(walk(str(library.root), skip, since_ns=since))
-            known = self._load_index(library.id, [s.rel_path for s in stats])
+            known = self.kernel.index.rows_of(library.id, [s.rel_path for s in stats])
         if progress:
             progress("walk", len(stats), len(stats))
         return self._diff(library, stats, known, full=full)
