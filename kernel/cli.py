@@ -256,10 +256,7 @@ def scan(full: bool) -> None:
             await kernel.hooks.on_shutdown()
         for bar in bars.values():
             bar.__exit__(None, None, None)  # type: ignore[attr-defined]
-        click.echo(
-            f"\n{report.seen} files: {len(report.new)} new, {len(report.changed)} changed,"
-            f" {len(report.missing)} missing, {report.hashed} hashed, {report.failed} failed"
-        )
+        click.echo(f"\n{report.summary()}")
 
     asyncio.run(run())
 

@@ -261,13 +261,7 @@ class Kernel:
 
     async def _initial_scan(self) -> None:
         report = await self.scanner.scan(full=True)
-        log.info(
-            "initial scan: %d files, %d new, %d missing, %d hashed",
-            report.seen,
-            len(report.new),
-            len(report.missing),
-            report.hashed,
-        )
+        log.info("initial scan: %s", report.summary())
 
     def spawn_background(self, coro: Any, name: str) -> asyncio.Task[Any]:
         """Run a coroutine beside the server; it is cancelled when the kernel stops."""

@@ -50,6 +50,14 @@ class ScanReport:
     hashed: int = 0
     failed: int = 0
 
+    def summary(self) -> str:
+        """One line for the log and ``imageapi scan``."""
+        return (
+            f"{self.seen} files: {len(self.new)} new, {len(self.moved)} moved,"
+            f" {len(self.changed)} changed, {len(self.missing)} missing,"
+            f" {self.hashed} hashed, {self.failed} failed"
+        )
+
 
 @dataclass
 class Plan:
@@ -357,15 +365,7 @@ class Scanner:
                 report = await self.scan(full=full)
                 if full:
                     last_full = time.monotonic()
-                log.info(
-                    "%s scan: %d new, %d moved, %d changed, %d missing, %d hashed",
-                    "full" if full else "quick",
-                    len(report.new),
-                    len(report.moved),
-                    len(report.changed),
-                    len(report.missing),
-                    report.hashed,
-                )
+                log.info("%s scan: %s", "full" if full else "quick", report.summary())
             except Exception:
                 log.exception("scan failed; retrying at the next interval")
 
