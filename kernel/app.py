@@ -14,6 +14,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
@@ -21,7 +22,6 @@ from kernel.auth import PUBLIC_OPT, BearerTokenMiddleware, PasswordTooLong, User
 from kernel.core import Kernel
 from kernel.libraries import PathRefused
 from kernel.routes import image, photos, system
-from kernel.routes.docs import LocalSwaggerUI
 from kernel.schemas import FileEntrySchemaPlugin
 from kernel.types import InvalidParameter
 
@@ -129,7 +129,9 @@ def create_app(
             title="imageapi",
             version="1",
             path=SCHEMA_PATH,
-            render_plugins=[LocalSwaggerUI(SCHEMA_PATH)],
+            # The document only (also at /schema); a page for people comes from a plugin
+            # (docs). None given, Litestar would add pages that load from CDNs.
+            render_plugins=[JsonRenderPlugin()],
             components=Components(security_schemes={BEARER: BEARER_SCHEME}),
             security=[{BEARER: []}],
         ),

@@ -54,6 +54,10 @@ class User:
     token_version: int = 0
 
 
+#: a ``User``'s fields, in its order: ``User(*row)``
+USER_COLUMNS = (users.c.id, users.c.username, users.c.token_version)
+
+
 def hash_password(password: str) -> str:
     raw = password.encode()
     if len(raw) > BCRYPT_MAX_BYTES:
@@ -113,10 +117,8 @@ def delete_user(db: Database, username: str) -> None:
 
 def list_users(db: Database) -> list[User]:
     with db.read() as conn:
-        rows = conn.execute(
-            select(users.c.id, users.c.username, users.c.token_version).order_by(users.c.id)
-        ).all()
-    return [User(row.id, row.username, row.token_version) for row in rows]
+        rows = conn.execute(select(*USER_COLUMNS).order_by(users.c.id)).all()
+    return [User(*row) for row in rows]
 
 
 def count_users(db: Database) -> int:
@@ -127,11 +129,8 @@ def count_users(db: Database) -> int:
 def authenticate(db: Database, username: str, password: str) -> User | None:
     """The user if the password matches; None alike for unknown users and wrong passwords."""
     with db.read() as conn:
-        row = conn.execute(
-            select(
-                users.c.id, users.c.username, users.c.password_hash, users.c.token_version
-            ).where(users.c.username == username)
-        ).first()
+        query = select(*USER_COLUMNS, users.c.password_hash).where(users.c.username == username)
+        row = conn.execute(query).first()
     if row is None:
         verify_password(password, _dummy_hash())
         return None
@@ -163,10 +162,8 @@ def decode_claims(secret: str, token: str) -> tuple[int, int]:
 
 def user_by_id(db: Database, user_id: int) -> User | None:
     with db.read() as conn:
-        row = conn.execute(
-            select(users.c.id, users.c.username, users.c.token_version).where(users.c.id == user_id)
-        ).first()
-    return User(row.id, row.username, row.token_version) if row else None
+        row = conn.execute(select(*USER_COLUMNS).where(users.c.id == user_id)).first()
+    return User(*row) if row else None
 
 
 def user_for_token(db: Database, secret: str, token: str) -> User:

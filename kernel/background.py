@@ -30,10 +30,6 @@ class BackgroundLock:
         self.path = path
         self._fd: int | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def try_acquire(self) -> bool:
         """Take the lock if nobody holds it; True when this process holds it."""
         if self._fd is not None:

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, exists, literal_column, select, text
+from sqlalchemy import ColumnElement, Select, delete, exists, literal_column, text
 
 from kernel.db import Database
 from kernel.tables import claims, files
@@ -146,13 +146,3 @@ class Claims:
         if self.shared:
             with self.db.write() as conn:
                 conn.execute(delete(claims).where(claims.c.owner == self.owner))
-
-    def held(self, queue: str | None = None) -> list[tuple[str, int]]:
-        """(queue, key) of the live leases of every process (for tests and operators)."""
-        query = select(claims.c.queue, claims.c.key).where(
-            claims.c.expires_at > literal_column(NOW)
-        )
-        if queue is not None:
-            query = query.where(claims.c.queue == queue)
-        with self.db.read() as conn:
-            return [(r.queue, r.key) for r in conn.execute(query)]

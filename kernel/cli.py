@@ -106,16 +106,14 @@ def serve(no_scan: bool, no_background: bool, workers: int) -> None:
 
     config = _config()
     logging.getLogger().setLevel(config.log_level)
-    kernel = command_kernel(config, demo=True)
-    kernel.migrate()
+    kernel = command_kernel(config, demo=True, migrate=True)
+    password = ""
     if count_users(kernel.db) == 0:
         password = secrets.token_urlsafe(12)
         try:
             create_user(kernel.db, "admin", password)
         except UserExists:  # another server of the same database made it a moment ago
             password = ""
-    else:
-        password = ""
     if password:
         host = "127.0.0.1" if config.bind_host in ("0.0.0.0", "::") else config.bind_host
         click.echo(
@@ -236,8 +234,7 @@ def worker(only: str) -> None:
 @click.option("--full/--quick", default=True, help="Walk everything (default) or recent files.")
 def scan(full: bool) -> None:
     """Scan the libraries once, hash new files and run every plugin's backlog."""
-    kernel = command_kernel()
-    kernel.migrate()
+    kernel = command_kernel(migrate=True)
     bars: dict[str, object] = {}
 
     def progress(phase: str, done: int, total: int | None) -> None:
@@ -259,10 +256,7 @@ def scan(full: bool) -> None:
             await kernel.hooks.on_shutdown()
         for bar in bars.values():
             bar.__exit__(None, None, None)  # type: ignore[attr-defined]
-        click.echo(
-            f"\n{report.seen} files: {len(report.new)} new, {len(report.changed)} changed,"
-            f" {len(report.missing)} missing, {report.hashed} hashed, {report.failed} failed"
-        )
+        click.echo(f"\n{report.summary()}")
 
     asyncio.run(run())
 
@@ -276,8 +270,7 @@ def user() -> None:
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_add(name: str, password_stdin: bool) -> None:
-    kernel = command_kernel()
-    kernel.migrate()
+    kernel = command_kernel(migrate=True)
     try:
         created = create_user(kernel.db, name, _read_password(password_stdin))
     except (PasswordTooLong, UserExists, ValueError) as exc:
@@ -287,8 +280,7 @@ def user_add(name: str, password_stdin: bool) -> None:
 
 @user.command("list")
 def user_list() -> None:
-    kernel = command_kernel()
-    kernel.migrate()
+    kernel = command_kernel(migrate=True)
     for row in list_users(kernel.db):
         click.echo(f"{row.id}\t{row.username}")
 
@@ -297,8 +289,7 @@ def user_list() -> None:
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_passwd(name: str, password_stdin: bool) -> None:
-    kernel = command_kernel()
-    kernel.migrate()
+    kernel = command_kernel(migrate=True)
     try:
         store_password(kernel.db, name, _read_password(password_stdin))
     except (PasswordTooLong, KeyError, ValueError) as exc:
@@ -311,8 +302,7 @@ def user_passwd(name: str, password_stdin: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def user_delete(name: str, yes: bool) -> None:
     """Remove a user: their tokens stop working and their favourites are deleted."""
-    kernel = command_kernel()
-    kernel.migrate()
+    kernel = command_kernel(migrate=True)
     if not yes:
         click.confirm(f"Delete user {name} and their favourites?", abort=True)
     try:

@@ -52,10 +52,6 @@ class ScanLock:
         self._engine = create_engine(url, poolclass=NullPool, connect_args=KEEPALIVE)
         self._conn: Any = None
 
-    @property
-    def held(self) -> bool:
-        return self._conn is not None
-
     def try_acquire(self) -> bool:
         if self._conn is not None:
             return True

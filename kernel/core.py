@@ -97,6 +97,8 @@ class Kernel:
         for _plugin, folder in self.hooks.storage_folders():
             folder.mkdir(parents=True, exist_ok=True)
             self.storage_folders.append(folder.resolve())
+        #: the same as strings: the folders the scanner, the watcher and GET /image skip
+        self.skip_dirs = frozenset(str(p) for p in self.storage_folders)
         self.catalog = Catalog(self)
         _ = self.catalog.params, self.catalog.sorts, self.tools  # clashes stop start-up
 
@@ -260,13 +262,7 @@ class Kernel:
 
     async def _initial_scan(self) -> None:
         report = await self.scanner.scan(full=True)
-        log.info(
-            "initial scan: %d files, %d new, %d missing, %d hashed",
-            report.seen,
-            len(report.new),
-            len(report.missing),
-            report.hashed,
-        )
+        log.info("initial scan: %s", report.summary())
 
     def spawn_background(self, coro: Any, name: str) -> asyncio.Task[Any]:
         """Run a coroutine beside the server; it is cancelled when the kernel stops."""

@@ -99,10 +99,28 @@ class Dispatcher:
 
     async def notify(self, hook_name: str, **kwargs: Any) -> list[HookFailure]:
         """Run every implementation; failures are logged and returned, never raised."""
+        return (await self._notify(hook_name, (), kwargs))[1]
+
+    async def notify_results(
+        self, hook_name: str, skip: Collection[str] = (), **kwargs: Any
+    ) -> dict[str, Any]:
+        """Like ``notify`` but returns each plugin's result (None for a failed one);
+        the plugins named in ``skip`` are not called."""
+        return (await self._notify(hook_name, skip, kwargs))[0]
+
+    async def _notify(
+        self, hook_name: str, skip: Collection[str], kwargs: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[HookFailure]]:
+        results: dict[str, Any] = {}
         failures: list[HookFailure] = []
         for impl in self.implementations(hook_name):
+            if impl.plugin_name in skip:
+                continue
+            results[impl.plugin_name] = None
             try:
-                await asyncio.wait_for(self._run(impl, kwargs), self.timeout)
+                results[impl.plugin_name] = await asyncio.wait_for(
+                    self._run(impl, kwargs), self.timeout
+                )
             except TimeoutError:
                 message = f"timed out after {self.timeout:g} s"
                 log.error("plugin %s: %s %s", impl.plugin_name, hook_name, message)
@@ -110,25 +128,7 @@ class Dispatcher:
             except Exception as exc:  # isolation is the point: log, record, go on
                 log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
                 failures.append(HookFailure(impl.plugin_name, hook_name, repr(exc)))
-        return failures
-
-    async def notify_results(
-        self, hook_name: str, skip: Collection[str] = (), **kwargs: Any
-    ) -> dict[str, Any]:
-        """Like ``notify`` but returns each plugin's result (None for a failed one);
-        the plugins named in ``skip`` are not called."""
-        results: dict[str, Any] = {}
-        for impl in self.implementations(hook_name):
-            if impl.plugin_name in skip:
-                continue
-            try:
-                results[impl.plugin_name] = await asyncio.wait_for(
-                    self._run(impl, kwargs), self.timeout
-                )
-            except Exception:
-                log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
-                results[impl.plugin_name] = None
-        return results
+        return results, failures
 
     async def first(self, hook_name: str, *, after: object = None, **kwargs: Any) -> Any:
         """``firstresult``: the first non-None awaited result, or None. Errors propagate.

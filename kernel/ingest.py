@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from kernel import moves
-from kernel.index import FILE_COLUMNS, Stat
+from kernel.index import FILE_COLUMNS, Stat, under_folder
 from kernel.libraries import Library
 from kernel.tables import files
 from kernel.types import FileRef
@@ -60,16 +60,12 @@ class Ingest:
                     vanished += index.refs(conn.execute(self._present(library, rel_path)))
                 for library, rel_dir in gone_folders:
                     vanished += index.refs(conn.execute(self._present(library, rel_dir, True)))
-                news = [moves.Arrival(lib, st) for lib, st in arrived]
-                indexed: set[tuple[str, int]] = set()
-                for start in range(0, len(news), 500):
-                    chunk = news[start : start + 500]
-                    query = select(files.c.rel_path, files.c.library_id).where(
-                        files.c.library_id.in_({a.library.id for a in chunk}),
-                        files.c.rel_path.in_([a.stat.rel_path for a in chunk]),
-                    )
-                    indexed.update((r.rel_path, r.library_id) for r in conn.execute(query))
-                news = [a for a in news if a.key not in indexed]  # paths without a row
+            news = [moves.Arrival(lib, st) for lib, st in arrived]
+            indexed: set[tuple[str, int]] = set()
+            for lib in {a.library for a in news}:
+                paths = [a.stat.rel_path for a in news if a.library == lib]
+                indexed.update((rel_path, lib.id) for rel_path in index.rows_of(lib.id, paths))
+            news = [a for a in news if a.key not in indexed]  # paths without a row
             vanished = [ref for ref in vanished if not ref.abs_path.exists()]
             candidates = vanished + moves.missing_with_sizes(index, {a.stat.size for a in news})
             pairs = moves.pair(candidates, news) if news else []
@@ -97,9 +93,7 @@ class Ingest:
 
     @staticmethod
     def _present(library: Library, rel_path: str, folder: bool = False) -> Any:
-        where = [files.c.library_id == library.id, files.c.status == "present"]
-        if folder:
-            where += [files.c.rel_path >= rel_path + "/", files.c.rel_path < rel_path + "0"]
-        else:
-            where.append(files.c.rel_path == rel_path)
-        return select(*FILE_COLUMNS).where(*where)
+        where = under_folder(rel_path, True) if folder else files.c.rel_path == rel_path
+        return select(*FILE_COLUMNS).where(
+            files.c.library_id == library.id, files.c.status == "present", where
+        )

@@ -44,10 +44,6 @@ class ResolvedPath:
     rel_path: str  # "" for the root; forward slashes; no leading slash
     abs_path: Path
 
-    @property
-    def parent_dir(self) -> str:
-        return self.rel_path.rpartition("/")[0]
-
 
 def _is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

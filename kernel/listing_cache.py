@@ -11,16 +11,18 @@ for an in-memory database, whose stamp is unknown.
 
 from __future__ import annotations
 
-import threading
 from array import array
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
 from sqlalchemy import Select
 
+from kernel.versioned import VersionedCache
+
 MAX_COUNTS = 512
 MAX_ORDERED_IDS = 4_000_000  # ~32 MB of 8-byte ids across all kept orderings
+#: an ordering is kept only from offset 1,000 on, so more than this never fit the ids
+MAX_ORDERINGS = 4_000
 
 
 def statement_key(*statements: Select[Any]) -> Hashable | None:
@@ -43,52 +45,30 @@ def _hashable(value: Any) -> Hashable:
 
 
 class ListingCache:
-    """Least-recently-used counts and orderings, each valid for one data version."""
+    """Least-recently-used counts and orderings, each valid for one data version
+    (two ``VersionedCache``s: orderings are bounded by their ids in all as well)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
-        self._orders: OrderedDict[Hashable, tuple[Any, array[int]]] = OrderedDict()
-        self._ordered_ids = 0
+        self._counts: VersionedCache[int] = VersionedCache(MAX_COUNTS)
+        self._orders: VersionedCache[array[int]] = VersionedCache(
+            MAX_ORDERINGS, weigh=len, max_weight=MAX_ORDERED_IDS
+        )
 
     def count(self, version: Any, key: Hashable | None, compute: Callable[[], int]) -> int:
-        if version is None or key is None:
+        if key is None:
             return compute()
-        with self._lock:
-            kept = self._counts.get(key)
-            if kept is not None and kept[0] == version:
-                self._counts.move_to_end(key)
-                return kept[1]
-        total = compute()
-        with self._lock:
-            self._counts[key] = (version, total)
-            self._counts.move_to_end(key)
-            while len(self._counts) > MAX_COUNTS:
-                self._counts.popitem(last=False)
+        total = self._counts.get(key, version)
+        if total is None:
+            total = compute()
+            self._counts.put(key, version, total)
         return total
 
     def ordering(self, version: Any, key: Hashable | None) -> array[int] | None:
         """The kept start of a listing's order (its first N ids), if still valid."""
-        if version is None or key is None:
-            return None
-        with self._lock:
-            kept = self._orders.get(key)
-            if kept is None or kept[0] != version:
-                return None
-            self._orders.move_to_end(key)
-            return kept[1]
+        return None if key is None else self._orders.get(key, version)
 
     def keep_ordering(self, version: Any, key: Hashable | None, ids: array[int]) -> None:
         """Keep (or replace with a longer) start of a listing's order. The array must not
         be changed afterwards: readers slice it without the lock."""
-        if version is None or key is None or len(ids) > MAX_ORDERED_IDS // 4:
-            return
-        with self._lock:
-            old = self._orders.pop(key, None)
-            if old is not None:
-                self._ordered_ids -= len(old[1])
-            self._orders[key] = (version, ids)
-            self._ordered_ids += len(ids)
-            while self._ordered_ids > MAX_ORDERED_IDS:
-                _, (_, dropped) = self._orders.popitem(last=False)
-                self._ordered_ids -= len(dropped)
+        if key is not None and len(ids) <= MAX_ORDERED_IDS // 4:
+            self._orders.put(key, version, ids)

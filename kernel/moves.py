@@ -27,7 +27,7 @@ from pathlib import Path
 from sqlalchemy import Connection, bindparam, select, update
 
 from kernel.hashing import hash_file
-from kernel.index import FILE_COLUMNS, FileIndex, Stat, split_rel_path
+from kernel.index import FILE_COLUMNS, FileIndex, Stat, split_rel_path, update_values
 from kernel.libraries import Library
 from kernel.tables import files
 from kernel.types import FileRef
@@ -125,14 +125,13 @@ def pair(
 def missing_with_sizes(index: FileIndex, sizes: Iterable[int]) -> list[FileRef]:
     """Rows already marked missing whose size one of ``sizes`` has (move candidates)."""
     wanted = sorted(set(sizes))
-    found: list[FileRef] = []
+    if not wanted:
+        return []
+    query = select(*FILE_COLUMNS).where(
+        files.c.status == "missing", index.db.among(files.c.size, wanted)
+    )
     with index.db.read() as conn:
-        for start in range(0, len(wanted), 500):
-            query = select(*FILE_COLUMNS).where(
-                files.c.status == "missing", files.c.size.in_(wanted[start : start + 500])
-            )
-            found += index.refs(conn.execute(query).all())
-    return found
+        return index.refs(conn.execute(query).all())
 
 
 def apply(conn: Connection, pairs: Sequence[tuple[FileRef, Arrival]]) -> list[Move]:
@@ -150,6 +149,7 @@ def apply(conn: Connection, pairs: Sequence[tuple[FileRef, Arrival]]) -> list[Mo
             parent, name = split_rel_path(new.stat.rel_path)
             values.append(
                 {
+                    **update_values(new.stat, False, now),  # its size is the old one's
                     "b_id": old.id,
                     "b_library": old.library_id,
                     "b_path": old.rel_path,
@@ -157,11 +157,6 @@ def apply(conn: Connection, pairs: Sequence[tuple[FileRef, Arrival]]) -> list[Mo
                     "rel_path": new.stat.rel_path,
                     "parent_dir": parent,
                     "name": name,
-                    "mtime_ns": new.stat.mtime_ns,
-                    "media_type": new.stat.media_type,
-                    "status": "present",
-                    "missing_since": None,
-                    "updated_at": now,
                 }
             )
             moves.append((old, after(old, new)))

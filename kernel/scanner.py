@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, select, update
 
 from kernel import moves
 from kernel.hashing import HashOutcome, hash_file
-from kernel.index import Stat, split_rel_path
+from kernel.index import Stat, insert_values, update_values
 from kernel.libraries import Library
 from kernel.moves import Arrival, Move
 from kernel.tables import files
@@ -50,6 +50,14 @@ class ScanReport:
     hashed: int = 0
     failed: int = 0
 
+    def summary(self) -> str:
+        """One line for the log and ``imageapi scan``."""
+        return (
+            f"{self.seen} files: {len(self.new)} new, {len(self.moved)} moved,"
+            f" {len(self.changed)} changed, {len(self.missing)} missing,"
+            f" {self.hashed} hashed, {self.failed} failed"
+        )
+
 
 @dataclass
 class Plan:
@@ -76,34 +84,7 @@ class Scanner:
         #: plugin -> (database version, when) of its last drain that processed nothing
         self._idle_backlogs: dict[str, tuple[int, float]] = {}
 
-    def _skip_dirs(self) -> frozenset[str]:
-        """The kernel's data folder and every plugin's storage folders."""
-        return frozenset(str(p) for p in self.kernel.storage_folders)
-
     # --- reconciling the walk with the index --------------------------------------------
-
-    def _load_index(self, library_id: int, paths: list[str] | None = None) -> dict[str, tuple]:
-        """rel_path → (rel_path, id, size, mtime_ns, status), read with the raw driver cursor:
-        SQLAlchemy rows cost more than the walk itself at 100,000 files."""
-        sql = "SELECT rel_path, id, size, mtime_ns, status FROM files WHERE library_id = {p}"
-        with self.kernel.db.read() as conn:
-            marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            cursor = conn.connection.cursor()
-            try:
-                if paths is None:
-                    cursor.execute(sql.format(p=marker), (library_id,))
-                    return {row[0]: row for row in cursor.fetchall()}
-                known: dict[str, tuple] = {}
-                for start in range(0, len(paths), 500):
-                    chunk = paths[start : start + 500]
-                    in_list = ", ".join([marker] * len(chunk))
-                    cursor.execute(
-                        sql.format(p=marker) + f" AND rel_path IN ({in_list})", (library_id, *chunk)
-                    )
-                    known.update((row[0], row) for row in cursor.fetchall())
-                return known
-            finally:
-                cursor.close()
 
     def _diff(
         self, library: Library, stats: list[Stat], known: dict[str, tuple], *, full: bool
@@ -151,7 +132,7 @@ class Scanner:
         report = ScanReport(seen=plan.seen)
         db = self.kernel.db
         now = time.time()
-        inserts = [self._insert_values(library.id, a.stat, now) for a in plan.arrivals]
+        inserts = [insert_values(library.id, a.stat, now) for a in plan.arrivals]
         updates = plan.updates
         for start in range(0, max(len(inserts), len(updates), 1), BATCH):
             with db.write() as conn:
@@ -162,7 +143,7 @@ class Scanner:
                 if changes:
                     conn.execute(
                         update(files).where(files.c.id == bindparam("b_id")),
-                        [self._update_values(i, s, c, now) for i, s, c in changes],
+                        [{"b_id": i, **update_values(s, c, now)} for i, s, c in changes],
                     )
             if progress:
                 progress("index", min(start + BATCH, plan.seen), plan.seen)
@@ -183,37 +164,6 @@ class Scanner:
                 self.kernel.index.mark_missing(conn, [ref.id for ref in plan.gone])
         return report
 
-    @staticmethod
-    def _insert_values(library_id: int, stat: Stat, now: float) -> dict:
-        parent, name = split_rel_path(stat.rel_path)
-        return {
-            "library_id": library_id,
-            "rel_path": stat.rel_path,
-            "parent_dir": parent,
-            "name": name,
-            "size": stat.size,
-            "mtime_ns": stat.mtime_ns,
-            "media_type": stat.media_type,
-            "status": "present",
-            "discovered_at": now,
-            "updated_at": now,
-        }
-
-    @staticmethod
-    def _update_values(file_id: int, stat: Stat, changed: bool, now: float) -> dict:
-        values = {
-            "b_id": file_id,
-            "status": "present",
-            "missing_since": None,
-            "updated_at": now,
-            "size": stat.size,
-            "mtime_ns": stat.mtime_ns,
-            "media_type": stat.media_type,
-        }
-        if changed:
-            values.update(content_hash=None, hashed_at=None, error=None)
-        return values
-
     # --- scans --------------------------------------------------------------------------
 
     async def scan_library(
@@ -225,15 +175,15 @@ class Scanner:
     def _plan(self, library: Library, *, full: bool, progress: Progress | None) -> Plan:
         since = None if full else self.last_scan_ns.get(library.id)
         full = full or since is None  # nothing to be "recent" against yet
-        skip = self._skip_dirs()
+        skip = self.kernel.skip_dirs
         if full:  # read the index while the disk is walked: both mostly wait on I/O
             with ThreadPoolExecutor(1) as pool:
-                loading = pool.submit(self._load_index, library.id)
+                loading = pool.submit(self.kernel.index.rows_of, library.id)
                 stats = list(walk(str(library.root), skip))
                 known = loading.result()
         else:
             stats = list(walk(str(library.root), skip, since_ns=since))
-            known = self._load_index(library.id, [s.rel_path for s in stats])
+            known = self.kernel.index.rows_of(library.id, [s.rel_path for s in stats])
         if progress:
             progress("walk", len(stats), len(stats))
         return self._diff(library, stats, known, full=full)
@@ -415,15 +365,7 @@ class Scanner:
                 report = await self.scan(full=full)
                 if full:
                     last_full = time.monotonic()
-                log.info(
-                    "%s scan: %d new, %d moved, %d changed, %d missing, %d hashed",
-                    "full" if full else "quick",
-                    len(report.new),
-                    len(report.moved),
-                    len(report.changed),
-                    len(report.missing),
-                    report.hashed,
-                )
+                log.info("%s scan: %s", "full" if full else "quick", report.summary())
             except Exception:
                 log.exception("scan failed; retrying at the next interval")
 

@@ -115,22 +115,22 @@ class Harness:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        """A request as the logged-in user (headers given are added to the token)."""
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.request(method, url, headers=headers, **kwargs)
+
     def get(self, url: str, **kwargs: Any) -> Any:
-        return self.client.get(url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
+        return self.request("GET", url, **kwargs)
 
     def post(self, url: str, **kwargs: Any) -> Any:
-        return self.client.post(
-            url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
-        )
+        return self.request("POST", url, **kwargs)
 
     def patch(self, url: str, **kwargs: Any) -> Any:
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        return self.client.patch(url, headers=headers, **kwargs)
+        return self.request("PATCH", url, **kwargs)
 
     def delete(self, url: str, **kwargs: Any) -> Any:
-        return self.client.request(
-            "DELETE", url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
-        )
+        return self.request("DELETE", url, **kwargs)
 
     def run(self, coroutine_function: Any, *args: Any, **kwargs: Any) -> Any:
         """Run kernel async code in the app's event loop."""

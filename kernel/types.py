@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,19 +37,6 @@ def parse_count(name: str, raw: str | None, *, maximum: int | None = None) -> in
     if maximum is not None and value > maximum:
         raise InvalidParameter(name, f"at most {maximum}")
     return value
-
-
-@functools.lru_cache(maxsize=1024)
-def _offset_suffix(minutes: int) -> str:
-    hours, rest = divmod(abs(minutes), 60)
-    return f"{'-' if minutes < 0 else '+'}{hours:02d}:{rest:02d}"
-
-
-def iso_datetime(when: datetime, offset_minutes: int | None) -> str:
-    """ISO-8601 text of a wall-clock time, with its UTC offset when known: what an aware
-    datetime's ``isoformat`` writes, without making one (listings format thousands)."""
-    text = when.isoformat()
-    return text if offset_minutes is None else text + _offset_suffix(offset_minutes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,8 +61,7 @@ class Watcher:
         """The library and relative path of an event, or None for one a full scan would not
         index: outside every library, under a derived folder, or reached through a
         symlinked folder (a loop back into the library, a folder linked in from outside)."""
-        skip = self._skip()
-        if within(path, skip):
+        if within(path, self.kernel.skip_dirs):
             return None
         for library in self.kernel.libraries:
             root = str(library.root)
@@ -72,9 +71,6 @@ class Watcher:
                     return None
                 return library, path[len(root) + 1 :].replace(os.sep, "/")
         return None
-
-    def _skip(self) -> frozenset[str]:
-        return frozenset(str(p) for p in self.kernel.storage_folders)
 
     async def handle(self, changes: set[tuple[Change, str]]) -> None:
         """Apply one debounced batch of events to the index and fire hooks.
@@ -88,6 +84,7 @@ class Watcher:
         touched: dict[str, tuple[Library, str]] = {}
         gone: list[tuple[Library, str]] = []
         gone_folders: list[tuple[Library, str]] = []
+        skip = self.kernel.skip_dirs
         for change, path in changes:
             located = self._locate(path)
             if located is None:
@@ -99,11 +96,11 @@ class Watcher:
                 else:
                     gone.append(located)
             elif media_type_for(path) is not None:
-                if os.path.islink(path) and not link_allowed(path, str(library.root), self._skip()):
+                if os.path.islink(path) and not link_allowed(path, str(library.root), skip):
                     continue
                 touched[path] = located
             elif change == Change.added and os.path.isdir(path) and not os.path.islink(path):
-                found = await asyncio.to_thread(_walk_list, path, self._skip(), str(library.root))
+                found = await asyncio.to_thread(_walk_list, path, skip, str(library.root))
                 for stat in found:
                     touched[os.path.join(path, stat.rel_path)] = (
                         library,

@@ -52,7 +52,7 @@ def indexable(kernel: Kernel, resolved: ResolvedPath) -> Stat | None:
         return None
     root = str(resolved.library.root)
     candidate = os.path.join(root, *resolved.rel_path.split("/"))
-    skip = frozenset(str(p) for p in kernel.storage_folders)
+    skip = kernel.skip_dirs
     parent = os.path.dirname(candidate)
     if os.path.realpath(parent) != parent or within(candidate, skip):
         return None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, delete, select
 
-from kernel.types import iso_datetime
+from media.dates import iso_datetime
 
 from .geo import unit_vector
 from .model import ExifData

@@ -47,9 +47,8 @@ class Plugin(KernelPlugin[UploadSettings]):
         """Delete abandoned staging files, then abandoned temporaries in photo folders
         (a walk of every library: names only). Returns (staged, temporaries) removed."""
         staged = staging.sweep_staging(self.staging.values())
-        skip = frozenset(str(p) for p in self.kernel.storage_folders)
         roots = [library.root for library in self.kernel.libraries]
-        return staged, staging.sweep_temporaries(roots, skip)
+        return staged, staging.sweep_temporaries(roots, self.kernel.skip_dirs)
 
     async def _sweep_periodically(self) -> None:
         """The photo-folder walk now, then both sweeps at the full-scan cadence."""

@@ -1,4 +1,4 @@
-"""The API documentation page, whole on this server.
+"""The documentation page and its files, served by this server.
 
 Litestar's Swagger page loads Swagger UI from a public CDN, so on a LAN server without
 internet it stays blank. Here the page points at ``/schema/assets/...``, served from the
@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from litestar import Router, get
+from litestar.config.app import AppConfig
 from litestar.exceptions import NotFoundException
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.params import FromPath
+from litestar.plugins import InitPluginProtocol
 from litestar.response import File
 from swagger_ui_bundle import swagger_ui_path
 
@@ -62,3 +64,21 @@ class LocalSwaggerUI(SwaggerRenderPlugin):
 
     def receive_router(self, router: Router) -> None:
         router.register(swagger_asset)
+
+
+class DocsPage(InitPluginProtocol):
+    """Puts the page first among the OpenAPI render plugins, so it is also what the
+    document's root (``/schema``) serves; the kernel's JSON document stays beside it.
+
+    Litestar's own OpenAPI plugin reads the render plugins after every plugin given to
+    the app has changed the app's configuration, so the page is registered like one the
+    kernel had configured itself (its assets route included, public like the rest of
+    ``/schema``)."""
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        openapi = app_config.openapi_config
+        if openapi is not None:
+            page = LocalSwaggerUI(openapi.path or "/schema")
+            openapi.render_plugins = [page, *openapi.render_plugins]
+            openapi.default_plugin = page
+        return app_config
