@@ -208,10 +208,12 @@ def file_extras(
     Called once per response with the page of files; return ``{file_id: {field: value}}``
     (batch your query: one per call, not one per file). The mappings of all plugins are
     merged into each file's entry; keys never replace the kernel's own fields (id, path,
-    library, name, size, mtime, media_type, content_hash). May be async; a synchronous
-    implementation runs in a worker thread. Derive the fields from the database only (not
-    the clock or files on disk): a listing may keep its answer until the database changes
-    (``/memories`` does).
+    library, name, size, mtime, media_type, content_hash). May be async; synchronous
+    implementations run one after the other in one worker thread, inside one read
+    transaction: ``kernel.db.read()`` there gives it back, so every plugin's fields
+    describe the same state of the database. Derive the fields from the database only
+    (not the clock, files on disk or another service): a listing may keep its answer until
+    the database changes (``/memories`` does).
     """
 
 
