@@ -17,10 +17,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from sqlalchemy import select
 
 from kernel.config import ConfigError
-from kernel.index import FILE_COLUMNS, listed_in
+from kernel.index import listed_in
 from kernel.libraries import PathRefused
 from kernel.listing import kernel_sorts, list_page
 from kernel.tables import files
@@ -165,8 +164,7 @@ class Catalog:
             )  # fmt: skip
             rows = {}
             if page.ids:
-                statement = select(*FILE_COLUMNS).where(files.c.id.in_(page.ids))
-                rows = {row.id: row for row in conn.execute(statement)}
+                rows = {row.id: row for row in self.kernel.index.rows_by_id(conn, page.ids)}
         ordered = [rows[i] for i in page.ids if i in rows]
         return Listing(self.kernel.index.refs(ordered), page.total)
 

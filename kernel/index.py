@@ -13,7 +13,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, and_, select, update
+from sqlalchemy import Connection, Row, Select, and_, select, update
 
 from kernel.db import Database
 from kernel.libraries import Libraries
@@ -176,8 +176,13 @@ class FileIndex:
         if not ids:
             return []
         with self.db.read() as conn:
-            rows = conn.execute(select(*FILE_COLUMNS).where(files.c.id.in_(ids))).all()
+            rows = self.rows_by_id(conn, ids)
         return self.refs(rows)
+
+    def rows_by_id(self, conn: Connection, ids: Sequence[int]) -> list[Row[Any]]:
+        """The ``FILE_COLUMNS`` of these files (any order), through one prepared statement."""
+        statement = self.db.prepared(_rows_by_id)
+        return conn.execute(statement, {"ids": self.db.ids_value(ids)}).all()
 
     def upsert(self, conn: Connection, library_id: int, stat: Stat) -> tuple[int, str]:
         """Insert or refresh one row; returns (id, "new" | "changed" | "returned" | "same")."""
@@ -217,3 +222,7 @@ class FileIndex:
             )
             .order_by(files.c.id)
         )
+
+
+def _rows_by_id(db: Database) -> Select[Any]:
+    return select(*FILE_COLUMNS).where(db.among(files.c.id, db.ids_param()))

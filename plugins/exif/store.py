@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import Row, Select, delete, select
 
 from media.dates import iso_datetime
 
@@ -20,6 +20,7 @@ from .tables import image_exif
 
 if TYPE_CHECKING:
     from kernel.core import Kernel
+    from kernel.db import Database
 
 MAX_TEXT = 1000
 FIELDS = (
@@ -126,9 +127,13 @@ def load(kernel: Kernel, file_id: int) -> Row[Any] | None:
 
 def load_compact(kernel: Kernel, file_ids: Sequence[int]) -> list[Row[Any]]:
     """The listing columns of many files, in one query whatever their number."""
-    query = select(*COMPACT_COLUMNS).where(kernel.db.among(image_exif.c.file_id, file_ids))
-    with kernel.db.read() as conn:
-        return conn.execute(query).all()
+    db = kernel.db
+    with db.read() as conn:
+        return conn.execute(db.prepared(_compact_rows), {"ids": db.ids_value(file_ids)}).all()
+
+
+def _compact_rows(db: Database) -> Select[Any]:
+    return select(*COMPACT_COLUMNS).where(db.among(image_exif.c.file_id, db.ids_param()))
 
 
 def iso_date(when: datetime | None, offset_minutes: int | None) -> str | None:

@@ -18,13 +18,16 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     MetaData,
+    Select,
     Table,
+    bindparam,
     delete,
     func,
     select,
 )
 
 from kernel.core import Kernel
+from kernel.db import Database
 from kernel.index import FILE_COLUMNS
 from kernel.libraries import PathRefused
 from kernel.tables import files, users
@@ -122,11 +125,10 @@ def flags(
     extras: dict[int, dict[str, Any]] = {ref.id: {"favorite": False} for ref in refs}
     if user_id is None:
         return extras
-    query = select(favorites.c.file_id).where(
-        favorites.c.user_id == user_id, kernel.db.among(favorites.c.file_id, list(extras))
-    )
-    with kernel.db.read() as conn:
-        chosen = conn.execute(query).scalars().all()
+    db = kernel.db
+    values = {"user_id": user_id, "ids": db.ids_value(extras)}
+    with db.read() as conn:
+        chosen = conn.execute(db.prepared(_chosen_of_page), values).scalars().all()
     for file_id in chosen:
         extras[file_id]["favorite"] = True
     return extras
@@ -145,3 +147,10 @@ def counts_of(kernel: Kernel, files_: Sequence[FileRef]) -> list[tuple[int, int]
             )
             found += [(file_id, int(n)) for file_id, n in rows]
     return found
+
+
+def _chosen_of_page(db: Database) -> Select[Any]:
+    """The files bound to ``ids`` that the user bound to ``user_id`` has chosen."""
+    return select(favorites.c.file_id).where(
+        favorites.c.user_id == bindparam("user_id"), db.among(favorites.c.file_id, db.ids_param())
+    )

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from kernel.core import Kernel
+from kernel.db import Database
 from kernel.tables import files
 from kernel.types import (
     FileRef,
@@ -85,14 +86,19 @@ SORTS = [
 def file_tag_extras(kernel: Kernel, refs: Sequence[FileRef]) -> dict[int, dict[str, Any]]:
     """``{"tags": [{"id", "name"}]}`` for every file of a page, in one query."""
     extras: dict[int, dict[str, Any]] = {ref.id: {"tags": []} for ref in refs}
-    query = (
-        select(tagged_photo.c.file_id, tags.c.id, tags.c.name)
-        .join(tags, tags.c.id == tagged_photo.c.tag_id)
-        .where(kernel.db.among(tagged_photo.c.file_id, list(extras)))
-        .order_by(tagged_photo.c.file_id, func.lower(tags.c.name), tags.c.id)
-    )
-    with kernel.db.read() as conn:
-        rows = conn.execute(query).all()
+    db = kernel.db
+    with db.read() as conn:
+        rows = conn.execute(db.prepared(_page_tags), {"ids": db.ids_value(extras)}).all()
     for file_id, tag_id, name in rows:
         extras[file_id]["tags"].append({"id": tag_id, "name": name})
     return extras
+
+
+def _page_tags(db: Database) -> Select[Any]:
+    """(file id, tag id, tag name) of the files bound to ``ids``, by file then name."""
+    return (
+        select(tagged_photo.c.file_id, tags.c.id, tags.c.name)
+        .join(tags, tags.c.id == tagged_photo.c.tag_id)
+        .where(db.among(tagged_photo.c.file_id, db.ids_param()))
+        .order_by(tagged_photo.c.file_id, func.lower(tags.c.name), tags.c.id)
+    )

@@ -194,3 +194,35 @@ def test_the_sqlite_memory_map_and_cache_are_settings(tmp_path, library):
             harness(tmp_path / f"bad{n}", library=library, plugins_toml=f"[kernel]\n{bad}\n"),
         ):
             pass
+
+
+@pytest.mark.db
+def test_a_prepared_statement_is_built_once_and_runs_with_each_call_s_ids(tmp_path):
+    """``Database.prepared`` builds a statement once per database; with ``among`` over
+    ``ids_param`` it answers any list of ids (none, one, many, unknown ones) correctly."""
+    with harness(tmp_path) as h:
+        db = h.kernel.db
+        with db.write() as conn:
+            for n in range(30):
+                conn.execute(
+                    insert(users).values(username=f"u{n}", password_hash="x", created_at=0.0)
+                )
+        with db.read() as conn:
+            mine = select(users.c.id).where(users.c.username.like("u%")).order_by(users.c.id)
+            ids = list(conn.execute(mine).scalars())
+        built: list[object] = []
+
+        def names_of(database):
+            built.append(database)
+            return select(users.c.username).where(database.among(users.c.id, db.ids_param()))
+
+        def run(wanted: list[int]) -> list[str]:
+            with db.read() as conn:
+                rows = conn.execute(db.prepared(names_of), {"ids": db.ids_value(wanted)})
+                return sorted(rows.scalars())
+
+        assert run([]) == []
+        assert run(ids[:1]) == ["u0"]
+        assert run([*ids[5:8], 10**9]) == ["u5", "u6", "u7"]
+        assert len(run(ids)) == 30
+        assert built == [db]  # one statement for all four calls
