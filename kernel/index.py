@@ -13,7 +13,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, Select, and_, select, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, select, update
 
 from kernel.db import Database
 from kernel.libraries import Libraries
@@ -139,13 +139,9 @@ class FileIndex:
         return found
 
     def get(self, library_id: int, rel_path: str, *, present_only: bool = True) -> FileRef | None:
-        query = select(*FILE_COLUMNS).where(
-            files.c.library_id == library_id, files.c.rel_path == rel_path
-        )
-        if present_only:
-            query = query.where(files.c.status == "present")
+        statement = self.db.prepared(_present_by_path if present_only else _any_by_path)
         with self.db.read() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(statement, {"library_id": library_id, "rel_path": rel_path}).first()
         return self.ref(row) if row else None
 
     def rows_of(self, library_id: int, paths: list[str] | None = None) -> dict[str, tuple]:
@@ -226,3 +222,13 @@ class FileIndex:
 
 def _rows_by_id(db: Database) -> Select[Any]:
     return select(*FILE_COLUMNS).where(db.among(files.c.id, db.ids_param()))
+
+
+def _any_by_path(db: Database) -> Select[Any]:
+    return select(*FILE_COLUMNS).where(
+        files.c.library_id == bindparam("library_id"), files.c.rel_path == bindparam("rel_path")
+    )
+
+
+def _present_by_path(db: Database) -> Select[Any]:
+    return _any_by_path(db).where(files.c.status == "present")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from kernel.db import Database
 from kernel.index import FILE_COLUMNS
@@ -27,7 +27,6 @@ PARAMS = [
         "person_ids", list[int], "Person ids, comma-separated: photos showing any of them."
     ),
 ]
-EXTRAS_CHUNK = 5_000
 
 
 def person_filter(query: SearchQuery) -> list[SearchFilter]:
@@ -52,18 +51,24 @@ def person_extras(db: Database, refs: Sequence[FileRef]) -> dict[int, dict[str, 
     if not hashes:
         return extras
     with db.read() as conn:
-        for start in range(0, len(hashes), EXTRAS_CHUNK):
-            rows = conn.execute(
-                select(fd.c.content_hash, persons.c.id, persons.c.name, persons.c.name_key)
-                .join(persons, persons.c.id == fd.c.person_id)
-                .where(fd.c.content_hash.in_(hashes[start : start + EXTRAS_CHUNK]))
-                .distinct()
-                .order_by(fd.c.content_hash, persons.c.name_key, persons.c.id)
-            )
-            for row in rows:
-                for file_id in by_hash[row.content_hash]:
-                    extras[file_id]["persons"].append({"id": row.id, "name": row.name})
+        values = {"hashes": db.ids_value(hashes, texts=True)}
+        rows = conn.execute(db.prepared(_page_persons), values)
+        for content_hash, person_id, name, _name_key in rows:
+            for file_id in by_hash[content_hash]:
+                extras[file_id]["persons"].append({"id": person_id, "name": name})
     return extras
+
+
+def _page_persons(db: Database) -> Select[Any]:
+    """(content hash, person id, name) of the named people in the contents bound to
+    ``hashes`` (one parameter, however many), by content then name."""
+    return (
+        select(fd.c.content_hash, persons.c.id, persons.c.name, persons.c.name_key)
+        .join(persons, persons.c.id == fd.c.person_id)
+        .where(db.among(fd.c.content_hash, db.ids_param("hashes"), texts=True))
+        .distinct()
+        .order_by(fd.c.content_hash, persons.c.name_key, persons.c.id)
+    )
 
 
 def person_photos(

@@ -24,10 +24,12 @@ from sqlalchemy import (
     Float,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     false,
     func,
@@ -103,8 +105,12 @@ def _state(row: Any) -> State:
 
 def get(db: Database, file_id: int) -> State | None:
     with db.read() as conn:
-        row = conn.execute(select(thumbnails).where(thumbnails.c.file_id == file_id)).first()
+        row = conn.execute(db.prepared(_state_of), {"file_id": file_id}).first()
     return _state(row) if row else None
+
+
+def _state_of(db: Database) -> Select[Any]:
+    return select(thumbnails).where(thumbnails.c.file_id == bindparam("file_id"))
 
 
 @dataclass(frozen=True, slots=True)

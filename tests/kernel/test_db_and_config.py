@@ -226,3 +226,19 @@ def test_a_prepared_statement_is_built_once_and_runs_with_each_call_s_ids(tmp_pa
         assert run([*ids[5:8], 10**9]) == ["u5", "u6", "u7"]
         assert len(run(ids)) == 30
         assert built == [db]  # one statement for all four calls
+
+        odd = 'say "cheese" \\ twice, {ok}'
+        with db.write() as conn:
+            conn.execute(insert(users).values(username=odd, password_hash="x", created_at=0.0))
+
+        def ids_of(database):
+            names = database.ids_param("names")
+            return select(users.c.username).where(
+                database.among(users.c.username, names, texts=True)
+            )
+
+        with db.read() as conn:
+            wanted = {"names": db.ids_value(["u3", odd, "nobody"], texts=True)}
+            assert sorted(conn.execute(db.prepared(ids_of), wanted).scalars()) == sorted(
+                [odd, "u3"]
+            )
