@@ -216,13 +216,14 @@ class Database:
     def ids_value(self, ids: Iterable[Any], *, texts: bool = False) -> str:
         """What an ``ids_param`` is given: the values as a JSON array on SQLite, as the
         text of an array on PostgreSQL (strings quoted, for ``texts``)."""
-        values = list(map(str if texts else int, ids))
-        if self.is_sqlite:
-            return json.dumps(values)
         if texts:
+            values = list(map(str, ids))
+            if self.is_sqlite:
+                return json.dumps(values)
             quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
             return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
-        return "{" + ",".join(map(str, values)) + "}"
+        listed = ",".join(map(str, map(int, ids)))  # integers: the same text in both
+        return f"[{listed}]" if self.is_sqlite else f"{{{listed}}}"
 
     def prepared(self, build: Callable[[Database], Built]) -> Built:
         """``build(self)``, made once for this database and kept (keyed by the function).

@@ -227,11 +227,14 @@ def _by_name(descending: bool) -> SearchSort:
     return SearchSort("NameDesc" if descending else "NameAsc", part)
 
 
+_NAME_SORTS = {"NameAsc": _by_name(False), "NameDesc": _by_name(True)}
+
+
 def kernel_sorts(seed: int) -> dict[str, SearchSort]:
-    """The sorts the kernel owns; ``Shuffle`` depends on the request's seed."""
+    """The sorts the kernel owns; ``Shuffle`` depends on the request's seed (the name
+    sorts are made once: a request used to build both again to pick one)."""
     return {
-        "NameAsc": _by_name(False),
-        "NameDesc": _by_name(True),
+        **_NAME_SORTS,
         "Shuffle": SearchSort("Shuffle", lambda s, q, p: s.order_by(shuffle_key(seed), files.c.id)),
     }
 
