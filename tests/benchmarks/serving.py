@@ -170,6 +170,7 @@ def main() -> None:
             sys.exit(f"{tool} is not installed (apt-get install wrk nginx)")
     home = opts.keep or Path(tempfile.mkdtemp(prefix="imageapi-serving-"))
     home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o755)  # mkdtemp's 0700 kept nginx's workers (another user) out: 403s
     library = build_library(home) if not (home / "library").exists() else home / "library"
     python = sys.executable
     port = free_port()
