@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 
 import pluggy
@@ -75,16 +76,21 @@ class Dispatcher:
                 f" argument {exc.args[0]!r}, which the hook does not pass"
             ) from None
 
-    async def _run(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+    def _observed(self, impl: pluggy.HookImpl) -> AbstractContextManager[Any]:
+        """The observers' context managers around one implementation's call (metrics,
+        tracing); nothing to enter when there are none, one without an ExitStack."""
         if not self.observers:
-            return await self._call(impl, kwargs)
+            return nullcontext()
         hook = impl.opts.get("specname") or impl.function.__name__
-        if len(self.observers) == 1:  # the usual case (metrics or tracing): no ExitStack
-            with self.observers[0](impl.plugin_name, hook):
-                return await self._call(impl, kwargs)
-        with ExitStack() as stack:
-            for observe in self.observers:
-                stack.enter_context(observe(impl.plugin_name, hook))
+        if len(self.observers) == 1:  # the usual case (metrics or tracing)
+            return self.observers[0](impl.plugin_name, hook)
+        stack = ExitStack()
+        for observe in self.observers:
+            stack.enter_context(observe(impl.plugin_name, hook))
+        return stack
+
+    async def _run(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+        with self._observed(impl):
             return await self._call(impl, kwargs)
 
     async def _call(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
@@ -178,11 +184,7 @@ class Dispatcher:
         return None
 
     async def acollect(
-        self,
-        hook_name: str,
-        *,
-        together: Callable[[], AbstractContextManager[Any]] | None = None,
-        **kwargs: Any,
+        self, hook_name: str, *, in_snapshot: bool = False, **kwargs: Any
     ) -> list[tuple[str, Any]]:
         """Contribution hooks that may be async: ``(plugin, result)`` for non-None results,
         one implementation after the other (run at once, they only fought over the GIL and
@@ -190,23 +192,18 @@ class Dispatcher:
 
         Synchronous implementations next to each other in that order run in one worker
         thread, one after the other, instead of a thread hop each (a listing asks four to
-        six plugins for its extras; each hop woke the event loop once more). ``together``,
-        when given, is entered in that thread around them: ``kernel.db.read`` there makes
-        their reads one transaction."""
-        impls = self.implementations(hook_name)
+        six plugins for its extras; each hop woke the event loop once more). With
+        ``in_snapshot``, that thread holds ``snapshot`` (``kernel.db.read``) around them:
+        their reads are one transaction."""
         results: list[tuple[str, Any]] = []
-        start = 0
-        while start < len(impls):
-            if inspect.iscoroutinefunction(impls[start].function):
-                found = [(impls[start], await self._run(impls[start], kwargs))]
-                start += 1
+        impls = self.implementations(hook_name)
+        for is_async, group in groupby(impls, lambda i: inspect.iscoroutinefunction(i.function)):
+            batch = list(group)
+            if is_async:
+                found = [(impl, await self._run(impl, kwargs)) for impl in batch]
             else:
-                end = start
-                while end < len(impls) and not inspect.iscoroutinefunction(impls[end].function):
-                    end += 1
-                batch = impls[start:end]
+                together = self.snapshot if in_snapshot else None
                 found = await asyncio.to_thread(self._run_in_thread, batch, kwargs, together)
-                start = end
             for impl, result in found:
                 if inspect.isawaitable(result):
                     result = await result
@@ -221,13 +218,10 @@ class Dispatcher:
         together: Callable[[], AbstractContextManager[Any]] | None,
     ) -> list[tuple[pluggy.HookImpl, Any]]:
         """Synchronous implementations called in order in this (worker) thread, each
-        inside the observers' context managers as ``_run`` would."""
+        observed as ``_run`` observes it."""
+        found = []
         with together() if together is not None else nullcontext():
-            found = []
             for impl in impls:
-                hook = impl.opts.get("specname") or impl.function.__name__
-                with ExitStack() as stack:
-                    for observe in self.observers:
-                        stack.enter_context(observe(impl.plugin_name, hook))
+                with self._observed(impl):
                     found.append((impl, impl.function(**self._arguments(impl, kwargs))))
-            return found
+        return found

@@ -147,7 +147,7 @@ class Hooks:
         self, files: Sequence[FileRef], user_id: int | None
     ) -> list[Mapping[int, Mapping[str, Any]]]:
         found = await self._d.acollect(
-            "file_extras", files=files, user_id=user_id, together=self._d.snapshot
+            "file_extras", files=files, user_id=user_id, in_snapshot=True
         )
         return [extras for _plugin, extras in found]
 
