@@ -108,3 +108,71 @@ def test_a_photos_request_is_one_trace_http_hook_sql(tmp_path, library, receiver
         return span
 
     assert root_of(hook) is http and all(root_of(s) is http for s in sql)
+
+
+class Failing:
+    """A plugin route that fails: the server span must say so."""
+
+    @hookimpl
+    def routes(self):
+        from litestar import get
+
+        @get("/failing", sync_to_thread=False)
+        def failing() -> None:
+            raise RuntimeError("broken")
+
+        return [failing]
+
+
+def exported(receiver, name: str) -> list:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = [s for s in receiver.spans if s.name == name]
+        if found:
+            return found
+        time.sleep(0.05)
+    return []
+
+
+def test_the_server_span_continues_the_callers_trace_with_the_request_and_status(
+    tmp_path, receiver
+):
+    """The HTTP span joins the trace of an incoming ``traceparent``, is a SERVER span
+    with the request's attributes and the response's status, and a failing route makes
+    it an error."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "METRICS_BIND": "off"}
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with harness(tmp_path, ["metrics"], env=env, extra_plugins={"failing": Failing()}) as h:
+        caller = {"traceparent": f"00-{trace_id}-{parent}-01", "User-Agent": "app/1.0"}
+        assert h.get("/photos", params={"limit": 5}, headers=caller).status_code == 200
+        assert h.get("/failing").status_code == 500
+        h.kernel.plugin("metrics").tracing.provider.force_flush()
+    (photos,) = exported(receiver, "GET /photos")
+    assert photos.trace_id.hex() == trace_id and photos.parent_span_id.hex() == parent
+    assert photos.kind == Span.SPAN_KIND_SERVER
+    values = {a.key: a.value for a in photos.attributes}
+    assert values["http.method"].string_value == "GET"
+    assert values["http.target"].string_value == "/photos"
+    assert values["http.user_agent"].string_value == "app/1.0"
+    assert values["http.status_code"].int_value == 200
+    assert photos.status.code != Status.STATUS_CODE_ERROR
+    (failing,) = exported(receiver, "GET /failing")
+    assert {a.key: a.value.int_value for a in failing.attributes}["http.status_code"] == 500
+    assert failing.status.code == Status.STATUS_CODE_ERROR
+    assert not failing.parent_span_id  # no traceparent: a trace of its own
+
+
+def test_captured_request_headers_are_on_the_server_span(tmp_path, receiver, monkeypatch):
+    """What only the instrumentation's full middleware does (here capturing a request
+    header, configured by its standard variable) still happens."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", "x-client")
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "METRICS_BIND": "off"}
+    with harness(tmp_path, ["metrics"], env=env) as h:
+        assert h.get("/photos", headers={"X-Client": "phone"}).status_code == 200
+        h.kernel.plugin("metrics").tracing.provider.force_flush()
+    (photos,) = exported(receiver, "GET /photos")
+    values = {a.key: a.value for a in photos.attributes}
+    (header,) = values["http.request.header.x_client"].array_value.values
+    assert header.string_value == "phone"
