@@ -176,11 +176,14 @@ class Scanner:
         since = None if full else self.last_scan_ns.get(library.id)
         full = full or since is None  # nothing to be "recent" against yet
         skip = self.kernel.skip_dirs
-        if full:  # read the index while the disk is walked: both mostly wait on I/O
-            with ThreadPoolExecutor(1) as pool:
-                loading = pool.submit(self.kernel.index.rows_of, library.id)
-                stats = list(walk(str(library.root), skip))
-                known = loading.result()
+        if full:
+            # One after the other: with the disk's metadata cached, reading the index in
+            # a second thread made both slower (100,000 files: 0.91-1.04 s against
+            # 0.68-0.79; the sqlite3 module drops the interpreter lock at every row, the
+            # walk at every stat, and the two handed it back and forth). From a cold
+            # cache the overlap saved 2-8 %; on PostgreSQL it saved nothing.
+            stats = list(walk(str(library.root), skip))
+            known = self.kernel.index.rows_of(library.id)
         else:
             stats = list(walk(str(library.root), skip, since_ns=since))
             known = self.kernel.index.rows_of(library.id, [s.rel_path for s in stats])
