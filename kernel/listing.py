@@ -165,12 +165,25 @@ def list_page(
     key = statement_key(*parts)
     known = cache.ordering(version, key)
     if known is None or len(known) < end:
-        start = array("q") if known is None else known
+        start = len(known) if known is not None else 0
         target = min(total, end + READ_AHEAD)
-        more = walk_parts(conn, parts, len(start), target - len(start), total)
-        known = start + array("q", more)
+        known = extended(known, walk_parts(conn, parts, start, target - start, total))
         cache.keep_ordering(version, key, known)
     return Page(known[offset:end].tolist(), total)
+
+
+def extended(known: array[int] | None, more: list[int]) -> array[int]:
+    """A kept ordering with ``more`` ids after it, as 4-byte ids while every id fits
+    (half the memory: 30 deep listings of 90,000 ids held 22 MB per serving process as
+    8-byte ids) and 8-byte ids once one does not."""
+    code = known.typecode if known is not None else "I"
+    try:
+        tail = array(code, more)
+    except OverflowError:  # an id of 2**32 or more
+        code, tail = "q", array("q", more)
+    if known is None:
+        return tail
+    return (known if known.typecode == code else array(code, known)) + tail
 
 
 def worth_walking(conn: Connection, total: int, query: SearchQuery) -> bool:

@@ -20,7 +20,7 @@ from sqlalchemy import Select
 from kernel.versioned import VersionedCache
 
 MAX_COUNTS = 512
-MAX_ORDERED_IDS = 4_000_000  # ~32 MB of 8-byte ids across all kept orderings
+MAX_ORDERED_IDS = 4_000_000  # 16 MB of 4-byte ids across all kept orderings (32 past 2**32)
 #: an ordering is kept only from offset 1,000 on, so more than this never fit the ids
 MAX_ORDERINGS = 4_000
 
