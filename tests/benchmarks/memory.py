@@ -3,6 +3,12 @@ minute of listings, split into private memory and the mapped database file.
 
     .venv/bin/python tests/benchmarks/memory.py --index DIR [--workers 2]
         [--mmap-mb MB] [--cache-mb MB] [--seconds 60]
+    .venv/bin/python tests/benchmarks/memory.py --ingest LIBRARY [--workers 2]
+
+``--ingest`` serves a library it has never seen (scanning on, shipped plugins.toml) and
+reports the peak of every process's memory, sampled five times a second, until the
+server falls idle: the ingest half of the memory goal. The libraries ``thumbnails.py
+--keep DIR`` generates (``DIR/jpeg``, ``heic``, ``raw``, ``video``) serve as inputs.
 
 ``DIR`` is an index kept by the search benchmark (``search.py --keep DIR``: 100,000
 files with EXIF, tags and favourites, user ``bench``). The server runs as in production
@@ -35,6 +41,7 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "benchmarks"))
 
 LISTINGS = """
 math.randomseed(os.time())
@@ -61,7 +68,10 @@ def processes(root: int) -> list[int]:
         pid = todo.pop()
         found.append(pid)
         for task in Path(f"/proc/{pid}/task").glob("*"):
-            children = (task / "children").read_text().split()
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:  # the thread or process has just ended
+                continue
             todo.extend(int(child) for child in children)
     return found
 
@@ -70,21 +80,85 @@ def memory(root: int) -> dict[str, float]:
     """Sums over the server's processes, in MB."""
     totals = {"RssAnon": 0.0, "RssFile": 0.0, "VmRSS": 0.0}
     for pid in processes(root):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:  # a child (ffmpeg, an EXIF worker) that has just ended
+            continue
+        for line in status.splitlines():
             name, _, value = line.partition(":")
             if name in totals:
                 totals[name] += int(value.split()[0]) / 1024
     return totals
 
 
+def ingest(library: Path, workers: int) -> None:
+    """``serve --workers N`` with scanning on, over a library it has never seen (a fresh
+    data folder and database, the shipped plugins.toml): every process's memory sampled
+    five times a second until the server's CPU falls idle (hashes, EXIF, thumbnails done)."""
+    from serving import cpu_seconds
+
+    home = Path(tempfile.mkdtemp(prefix="imageapi-memory-ingest-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "BASE_PATH": str(library),
+        "IMAGEAPI_DATA_DIR": str(home / "data"),
+        "IMAGEAPI_CONFIG": str(REPO / "plugins.toml"),
+        "BIND_URL": f"127.0.0.1:{port}",
+        "LOG_LEVEL": "warning",
+        "METRICS_BIND": "off",
+        "PYTHONPATH": str(REPO),
+    }
+    args = [sys.executable, "-c", "from kernel.cli import main; main()",
+            "serve", "--workers", str(workers)]  # fmt: skip
+    peak = {"RssAnon": 0.0, "RssFile": 0.0, "VmRSS": 0.0}
+    with open(home / "serve.log", "wb") as log:
+        server = subprocess.Popen(args, env=env, cwd=home, stdout=log, stderr=log,
+                                  start_new_session=True)  # fmt: skip
+    started = time.monotonic()
+    try:
+        idle_since, last_cpu = None, 0.0
+        while time.monotonic() - started < 1800:
+            time.sleep(0.2)
+            now = memory(server.pid)
+            peak = {name: max(peak[name], now[name]) for name in peak}
+            cpu = cpu_seconds(server.pid)
+            busy = cpu - last_cpu > 0.02  # more than a tenth of a core over 0.2 s
+            last_cpu = cpu
+            if busy or time.monotonic() - started < 5:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > 3:
+                break
+        took = (idle_since or time.monotonic()) - started
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(60)
+        shutil.rmtree(home, ignore_errors=True)
+    media = sum(1 for path in library.rglob("*") if path.is_file())
+    print(f"{workers} serving processes, ingest of {media} files in {library}: {took:.1f} s"
+          " to idle (start-up included)")  # fmt: skip
+    print(
+        f"{'peak during ingest':<24} {peak['RssAnon']:>9.0f} {peak['RssFile']:>12.0f}"
+        f" {peak['VmRSS']:>8.0f}   (MB, all processes: private, file-backed, RSS)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--index", type=Path)
+    parser.add_argument("--ingest", type=Path, help="a library folder to ingest instead")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mmap-mb", type=int)
     parser.add_argument("--cache-mb", type=int)
     parser.add_argument("--seconds", type=int, default=60)
     opts = parser.parse_args()
+    if opts.ingest:
+        ingest(opts.ingest.resolve(), opts.workers)
+        return
+    if opts.index is None:
+        parser.error("--index or --ingest is needed")
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     home = Path(tempfile.mkdtemp(prefix="imageapi-memory-"))
