@@ -174,8 +174,8 @@ def list_page(
 
 def extended(known: array[int] | None, more: list[int]) -> array[int]:
     """A kept ordering with ``more`` ids after it, as 4-byte ids while every id fits
-    (half the memory: 30 deep listings of 90,000 ids held 22 MB per serving process as
-    8-byte ids) and 8-byte ids once one does not."""
+    (half the bytes; after a minute of random deep listings at 100,000 files, two serving
+    processes held 10 MB less private memory) and 8-byte ids once one does not."""
     code = known.typecode if known is not None else "I"
     try:
         tail = array(code, more)
