@@ -5,8 +5,9 @@ The instrumentation's middleware also records OpenTelemetry's HTTP metrics (four
 histograms and an up-down counter, each with its attribute sets; imageapi sets no meter
 provider, so all of it went to the no-op meter: its metrics are Prometheus's), sets each
 of the span's dozen attributes a second time after creating the span with them, and asks
-for a response propagator that nobody configured. That was half of what tracing cost a
-``/photos`` request (0.11 of 0.5 ms, measured in process). ``ServerSpanMiddleware``
+for a response propagator that nobody configured: 0.09 ms of the 0.5 ms tracing cost a
+``/photos`` request (measured in process, alternating request by request with the
+instrumentation's middleware). ``ServerSpanMiddleware``
 keeps the span: the same name (the plugin's ``scope_span_details_extractor``), kind,
 attributes (``collect_request_attributes``), parent (the incoming ``traceparent``),
 status (``set_status_code``) and recorded exception. It hands the request to the
