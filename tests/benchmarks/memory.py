@@ -28,10 +28,7 @@ a minute of listings; RSS including the mapping <= 400 MB with the default setti
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +39,8 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "benchmarks"))
+
+from serving import CLI, cpu_seconds, free_port, server_env, start, stop, wait_up  # noqa: E402
 
 LISTINGS = """
 math.randomseed(os.time())
@@ -54,12 +53,6 @@ request = function()
   return wrk.format("GET", path, {["Authorization"] = "Bearer TOKEN"})
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def processes(root: int) -> list[int]:
@@ -95,26 +88,10 @@ def ingest(library: Path, workers: int) -> None:
     """``serve --workers N`` with scanning on, over a library it has never seen (a fresh
     data folder and database, the shipped plugins.toml): every process's memory sampled
     five times a second until the server's CPU falls idle (hashes, EXIF, thumbnails done)."""
-    from serving import cpu_seconds
-
     home = Path(tempfile.mkdtemp(prefix="imageapi-memory-ingest-"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "BASE_PATH": str(library),
-        "IMAGEAPI_DATA_DIR": str(home / "data"),
-        "IMAGEAPI_CONFIG": str(REPO / "plugins.toml"),
-        "BIND_URL": f"127.0.0.1:{port}",
-        "LOG_LEVEL": "warning",
-        "METRICS_BIND": "off",
-        "PYTHONPATH": str(REPO),
-    }
-    args = [sys.executable, "-c", "from kernel.cli import main; main()",
-            "serve", "--workers", str(workers)]  # fmt: skip
+    env = server_env(home, free_port(), library)
     peak = {"RssAnon": 0.0, "RssFile": 0.0, "VmRSS": 0.0}
-    with open(home / "serve.log", "wb") as log:
-        server = subprocess.Popen(args, env=env, cwd=home, stdout=log, stderr=log,
-                                  start_new_session=True)  # fmt: skip
+    server = start([*CLI, "serve", "--workers", str(workers)], env, home / "serve.log", home)
     started = time.monotonic()
     try:
         idle_since, last_cpu = None, 0.0
@@ -133,8 +110,7 @@ def ingest(library: Path, workers: int) -> None:
                 break
         took = (idle_since or time.monotonic()) - started
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(60)
+        stop(server)
         shutil.rmtree(home, ignore_errors=True)
     media = sum(1 for path in library.rglob("*") if path.is_file())
     print(f"{workers} serving processes, ingest of {media} files in {library}: {took:.1f} s"
@@ -176,32 +152,16 @@ def main() -> None:
     toml = toml.replace("pregenerate = true", "pregenerate = false")
     (home / "plugins.toml").write_text(toml)
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{opts.index / 'imageapi.db'}",
-        "BASE_PATH": str(opts.index / "library"),
-        "IMAGEAPI_DATA_DIR": str(home / "data"),
-        "IMAGEAPI_CONFIG": str(home / "plugins.toml"),
-        "BIND_URL": f"127.0.0.1:{port}",
-        "LOG_LEVEL": "warning",
-        "METRICS_BIND": "off",
-        "PYTHONPATH": str(REPO),
-    }
-    args = [sys.executable, "-c", "from kernel.cli import main; main()",
-            "serve", "--no-scan", "--workers", str(opts.workers)]  # fmt: skip
-    with open(home / "serve.log", "wb") as log:
-        server = subprocess.Popen(args, env=env, cwd=home, stdout=log, stderr=log,
-                                  start_new_session=True)  # fmt: skip
+    env = server_env(
+        home, port, opts.index / "library",
+        DATABASE_URL=f"sqlite:///{opts.index / 'imageapi.db'}",
+        IMAGEAPI_CONFIG=str(home / "plugins.toml"),
+    )  # fmt: skip
+    args = [*CLI, "serve", "--no-scan", "--workers", str(opts.workers)]
+    server = start(args, env, home / "serve.log", home)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(1200):
-            try:
-                httpx.get(f"{base}/health")
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            sys.exit("the server did not start:\n" + (home / "serve.log").read_text()[-3000:])
+        wait_up(f"{base}/health", tries=1200)
         login = {"username": "bench", "password": "password-123"}
         token = httpx.post(f"{base}/login", json=login).json()["token"]
         time.sleep(5)
@@ -215,8 +175,7 @@ def main() -> None:
         busy = memory(server.pid)
         rps = next(line for line in out.splitlines() if "Requests/sec" in line).split()[-1]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(60)
+        stop(server)
         shutil.rmtree(home, ignore_errors=True)
     chosen = settings.replace("\n", " ").strip() or "default settings"
     print(f"{opts.workers} serving processes, {chosen};"

@@ -25,7 +25,6 @@ CPU column is then the server process's alone.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -119,31 +118,25 @@ def measure_live(
     import tomllib
 
     import httpx
-    from serving import cpu_seconds, free_port, start, stop, wait_up
+    from serving import CLI, cpu_seconds, free_port, server_env, start, stop, wait_up
 
     shipped = tomllib.loads((REPO / "plugins.toml").read_text())["plugins"]
     toml = "".join(
         f"[plugins.{name}]\nenabled = {'true' if name in plugins else 'false'}\n"
         for name in shipped
     )
-    (base / "live").mkdir(exist_ok=True)
-    (base / "live" / "plugins.toml").write_text(toml)
+    live = base / "live"
+    live.mkdir(exist_ok=True)
+    (live / "plugins.toml").write_text(toml)
     port = free_port()
-    server_env = {
-        **os.environ,
-        "IMAGEAPI_DATA_DIR": str(base / "live" / "data"),
-        "IMAGEAPI_CONFIG": str(base / "live" / "plugins.toml"),
-        "DATABASE_URL": f"sqlite:///{base / 'bench.db'}",
-        "BASE_PATH": str(base / "library"),
-        "BIND_URL": f"127.0.0.1:{port}",
-        "LOG_LEVEL": "warning",
-        "METRICS_BIND": "off",
-        "PYTHONPATH": str(REPO),
+    variables = server_env(
+        live, port, base / "library",
+        IMAGEAPI_CONFIG=str(live / "plugins.toml"),
+        DATABASE_URL=f"sqlite:///{base / 'bench.db'}",
         **env,
-    }
-    cli = [sys.executable, "-c", "from kernel.cli import main; main()"]
-    server = start([*cli, "serve", "--no-scan", "--workers", "1"], server_env,
-                   base / "live" / "server.log", base / "live")  # fmt: skip
+    )  # fmt: skip
+    server = start([*CLI, "serve", "--no-scan", "--workers", "1"], variables,
+                   live / "server.log", live)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     timings = []
     try:

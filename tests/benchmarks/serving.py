@@ -71,6 +71,27 @@ http {{
 """
 
 
+#: ``imageapi`` as a command, from this tree whatever is installed
+CLI = [sys.executable, "-c", "from kernel.cli import main; main()"]
+
+
+def server_env(home: Path, port: int, library: Path, **more: str) -> dict[str, str]:
+    """The environment of an ``imageapi`` command run by a benchmark: its data under
+    ``home``, the shipped plugins.toml, quiet logs, no metrics listener (``more`` adds
+    or overrides variables)."""
+    return {
+        **os.environ,
+        "BASE_PATH": str(library),
+        "IMAGEAPI_DATA_DIR": str(home / "data"),
+        "IMAGEAPI_CONFIG": str(REPO / "plugins.toml"),
+        "BIND_URL": f"127.0.0.1:{port}",
+        "LOG_LEVEL": "warning",
+        "METRICS_BIND": "off",
+        "PYTHONPATH": str(REPO),
+        **more,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -174,17 +195,8 @@ def main() -> None:
     library = build_library(home) if not (home / "library").exists() else home / "library"
     python = sys.executable
     port = free_port()
-    env = {
-        **os.environ,
-        "BASE_PATH": str(library),
-        "IMAGEAPI_DATA_DIR": str(home / "data"),
-        "IMAGEAPI_CONFIG": str(REPO / "plugins.toml"),
-        "BIND_URL": f"127.0.0.1:{port}",
-        "LOG_LEVEL": "warning",
-        "METRICS_BIND": "off",
-        "PYTHONPATH": str(REPO),
-    }
-    cli = [python, "-c", "from kernel.cli import main; main()"]
+    env = server_env(home, port, library)
+    cli = CLI
     subprocess.run([*cli, "scan"], env=env, cwd=home, check=True, capture_output=True)
     subprocess.run(
         [*cli, "user", "add", "bench", "--password-stdin"],
