@@ -131,6 +131,8 @@ class Kernel:
         try:
             branches = self.migration_branches()
             for branch in branches:
+                if migrate.at_head(self.db, branch):
+                    continue
                 before = migrate.current(self.db, branch)
                 migrate.upgrade(self.db, branch)
                 after = migrate.current(self.db, branch)
