@@ -97,12 +97,12 @@ def decode_photo(
         return (im.copy() if small is im else small), icc
 
 
-def decode_frame(src: Path, max_side: int) -> Image.Image:
+def decode_frame(src: Path, max_side: int, threads: int = 0) -> Image.Image:
     """The video's poster frame fitted into max_side, rotation applied."""
     from .video_frames import grab_frames
 
     check_file(src)
-    return grab_frames(src, max_side)[0]
+    return grab_frames(src, max_side, threads=threads)[0]
 
 
 def render_image(
@@ -117,28 +117,36 @@ def render_image(
         return encode(shrink(im, max_side, budget=budget), fmt, icc)
 
 
-def render_video_frame(src: Path, max_side: int, fmt: str = "jpeg") -> bytes:
-    """Poster frame of a video (3 s in, or the middle of short clips), rotation applied."""
+def render_video_frame(src: Path, max_side: int, fmt: str = "jpeg", threads: int = 0) -> bytes:
+    """Poster frame of a video (3 s in, or the middle of short clips), rotation applied;
+    ``threads`` decoder threads (0: one per core)."""
     from .video_frames import render_video_frame as _render
 
     check_file(Path(src))
-    return _render(Path(src), max_side, fmt)
+    return _render(Path(src), max_side, fmt, threads)
 
 
-def render_video_gif(src: Path, max_side: int = 200, frames: int = 10, fps: float = 2.0) -> bytes:
+def render_video_gif(
+    src: Path, max_side: int = 200, frames: int = 10, fps: float = 2.0, threads: int = 0
+) -> bytes:
     """A small looping GIF sampling the whole clip evenly, rotation applied."""
     from .video_frames import render_video_gif as _render
 
     check_file(Path(src))
-    return _render(Path(src), max_side, frames, fps)
+    return _render(Path(src), max_side, frames, fps, threads)
 
 
 def render(
-    src: Path, media_type: str, max_side: int, fmt: str, budget: PixelBudget | None = None
+    src: Path,
+    media_type: str,
+    max_side: int,
+    fmt: str,
+    budget: PixelBudget | None = None,
+    video_threads: int = 0,
 ) -> bytes:
     """One still of any file: dispatch on media type ("photo" or "video"), falling back
     to the extension."""
     src = Path(src)
     if media_kind(src, media_type) == "video":
-        return render_video_frame(src, max_side, fmt)
+        return render_video_frame(src, max_side, fmt, video_threads)
     return render_image(src, max_side, fmt, budget)

@@ -20,14 +20,14 @@ from .layout import Variant
 
 
 def _stills(
-    src: Path, kind: str, stills: Sequence[Variant], budget: PixelBudget | None
+    src: Path, kind: str, stills: Sequence[Variant], budget: PixelBudget | None, threads: int
 ) -> dict[Variant, bytes]:
     if len(stills) == 1:
         v = stills[0]
-        return {v: render(src, kind, v.max_side, v.fmt, budget)}
+        return {v: render(src, kind, v.max_side, v.fmt, budget, threads)}
     largest = max(v.max_side for v in stills)
     if kind == "video":
-        base, icc = decode_frame(src, largest), None
+        base, icc = decode_frame(src, largest, threads), None
     else:
         base, icc = decode_photo(src, largest, budget)
     out: dict[Variant, bytes] = {}
@@ -46,11 +46,13 @@ def produce(
     gif_frames: int = 10,
     gif_fps: float = 2.0,
     budget: PixelBudget | None = None,
+    video_threads: int = 0,
 ) -> tuple[dict[Variant, bytes], str | None]:
     """Encoded bytes of each rendition, and the reason for the first one that failed.
 
     A video whose poster decodes but whose animated preview does not still gets its
-    poster: what was made is returned beside the error.
+    poster: what was made is returned beside the error. ``video_threads`` is the video
+    decoder's thread count (0: one per core).
     """
     src = Path(src)
     kind = media_kind(src, media_type)
@@ -59,7 +61,7 @@ def produce(
     error: str | None = None
     if stills:
         try:
-            made.update(_stills(src, kind, stills, budget))
+            made.update(_stills(src, kind, stills, budget, video_threads))
         except RenderError as exc:
             error = str(exc)
     for v in (v for v in variants if v.is_gif):
@@ -69,7 +71,7 @@ def produce(
             error = "animated previews are made of videos only"
             break
         try:
-            made[v] = render_video_gif(src, v.max_side, gif_frames, gif_fps)
+            made[v] = render_video_gif(src, v.max_side, gif_frames, gif_fps, video_threads)
         except RenderError as exc:
             error = str(exc)
     return made, error

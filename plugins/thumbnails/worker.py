@@ -29,6 +29,7 @@ from kernel.versioned import VersionedCache
 
 from . import layout, store
 from .budget import PixelBudget
+from .heap import release_freed_memory
 from .produce import produce
 from .settings import ThumbnailSettings
 from .writer import StateWriter
@@ -235,10 +236,14 @@ class Thumbnailer:
                 gif_frames=self.settings.gif_frames,
                 gif_fps=self.settings.gif_fps,
                 budget=self.budget,
+                video_threads=1 if priority == INGEST else 0,  # the pool runs one per core
             )
         except Exception as exc:  # a decoder bug must not stop the batch: record it
             log.exception("thumbnails: unexpected error rendering %s", ref.abs_path)
             made, error = {}, f"unexpected error: {type(exc).__name__}: {exc}"
+        finally:
+            if ref.media_type == "video":
+                release_freed_memory()
         for v, data in made.items():
             layout.write_atomic(self.path(ref, v), data)  # disk full: raised, not recorded
         record = store.Record(ref, frozenset(v.token for v in made), error, job.force)

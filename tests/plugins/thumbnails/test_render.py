@@ -303,8 +303,9 @@ def test_broken_photos_raise_render_error(
 # --- videos -------------------------------------------------------------------------
 
 
-def test_poster_frame_is_taken_at_three_seconds(videos: dict[str, Path]) -> None:
-    im = decode(render_video_frame(videos["timed"], 64))
+@pytest.mark.parametrize("threads", [0, 1])  # FFmpeg's choice (a client waits); ingest's one
+def test_poster_frame_is_taken_at_three_seconds(videos: dict[str, Path], threads: int) -> None:
+    im = decode(render_video_frame(videos["timed"], 64, threads=threads))
     assert im.size == (64, 48)
     assert near(im.getpixel((32, 24)), GREEN)
 
@@ -342,8 +343,9 @@ def test_video_gif_loops_and_samples_the_clip(videos: dict[str, Path]) -> None:
     assert any(near(c, GREEN) for c in colours)
 
 
-def test_video_gif_applies_rotation(videos: dict[str, Path]) -> None:
-    gif = decode(render_video_gif(videos["portrait"], max_side=80, frames=3))
+@pytest.mark.parametrize("threads", [0, 1])
+def test_video_gif_applies_rotation(videos: dict[str, Path], threads: int) -> None:
+    gif = decode(render_video_gif(videos["portrait"], max_side=80, frames=3, threads=threads))
     assert_upright(gif, (60, 80))
 
 
