@@ -50,6 +50,10 @@ class Unrenderable(Exception):
     """The file cannot be rendered; the message is the reason stored for it."""
 
 
+class PoolClosed(RuntimeError):
+    """The server is stopping: the job was never started (the file renders next time)."""
+
+
 class PriorityPool:
     """Worker threads taking jobs by priority, then in order of arrival."""
 
@@ -69,7 +73,7 @@ class PriorityPool:
     ) -> None:
         """Run ``fn(*args)`` on a worker and settle ``future`` with its result."""
         if self._closed:
-            raise RuntimeError("the thumbnail pool is shut down")
+            raise PoolClosed("the thumbnail pool is shut down")
         self._queue.put((priority, next(self._order), (future, fn, args)))
 
     def _work(self) -> None:
@@ -326,7 +330,7 @@ class Thumbnailer:
         def settled(done: Future[Outcome]) -> None:
             if done.cancelled() or done.exception() is not None:
                 self.release([ref.id])  # no row was recorded: let anybody try again
-            if not done.cancelled() and done.exception() is not None:
+            if not done.cancelled() and not isinstance(done.exception(), PoolClosed | None):
                 log.error(
                     "thumbnails: %s: %s", ref.rel_path, done.exception(), exc_info=done.exception()
                 )

@@ -306,3 +306,20 @@ def test_a_moved_file_keeps_its_renditions_without_a_render(tmp_path: Path, libr
         served = h.get("/image", params={"path": "b/x.jpg", "size": "thumb"})
         assert served.status_code == 200
         assert thumb_path(h, "b/x.jpg").stat().st_ino == before["a/x.jpg"].st_ino
+
+
+def test_ingest_cut_short_by_shutdown_logs_no_error(
+    tmp_path: Path, library: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server stopped mid-ingest does not report the renders it never started as
+    errors; they are left for the next start, as the backlog shows."""
+    make_jpeg(library / "late.jpg", size=(400, 300))
+    with harness(tmp_path, ["thumbnails"]) as h:
+        thumbnailer = h.kernel.plugin("thumbnails").thumbnailer
+        thumbnailer.pool.shutdown()  # what stopping the server does first
+        with caplog.at_level("ERROR"):
+            h.scan()  # hashes the file and hands it to the closed pool
+            h.run(thumbnailer.wait_idle)
+        assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+        assert "late.jpg" not in rows(h)  # nothing recorded: it renders next time
+        assert not thumb_path(h, "late.jpg").exists()
