@@ -12,7 +12,9 @@ Without ``APOLLO_FACE_API_BASE_URL`` (or ``APOLLO_API_BASE_URL``) the plugin is 
 its ingest hooks do nothing, face routes answer 503, persons routes still work. Modules:
 ``apollo`` (the client), ``pipeline`` (what is sent when), ``store`` and ``persons``
 (the tables), ``images`` (upright pictures and crops), ``search`` (listings), ``routes``
-and ``person_routes`` (HTTP), ``tools`` (LLM), ``cli``.
+and ``person_routes`` (HTTP), ``tools`` (LLM), ``cli``. numpy is imported where
+embeddings are handled, not with the modules: a serving process that never touches a
+face does not load it (5 MB each).
 """
 
 from __future__ import annotations

@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import math
 import secrets
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import msgspec
-import numpy as np
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EMBEDDING_DIM = 512
 DETECT_PATH = "/api/internal/faces/detect"
@@ -84,6 +86,8 @@ class EmbedResponse(msgspec.Struct):
 
 def vector(values: list[float]) -> np.ndarray:
     """The embedding as float32, or BadResponse for a wrong length or a non-finite value."""
+    import numpy as np
+
     if len(values) != EMBEDDING_DIM:
         raise BadResponse(f"embedding has {len(values)} values, not {EMBEDDING_DIM}")
     array = np.asarray(values, dtype=np.float32)

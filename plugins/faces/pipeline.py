@@ -22,7 +22,6 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import Connection, exists, select
 
 from kernel.tables import files
@@ -36,6 +35,8 @@ from .tables import name_key
 from .tables import persons as persons_table
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from kernel.core import Kernel
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ STORED, TRANSIENT, SKIPPED = "stored", "transient", "skipped"
 
 def cosine(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """Cosine of each row of ``matrix`` with ``vector`` (0 where a norm is 0)."""
+    import numpy as np
+
     norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(vector))
     dots = matrix @ vector
     return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
@@ -252,6 +255,8 @@ class Pipeline:
 
     async def faces(self, picture: images.Picture) -> tuple[list[store.NewFace], str]:
         """Apollo's faces of a prepared picture, boxes normalised (raises on failure)."""
+        import numpy as np
+
         answer = await self.apollo.detect(picture.jpeg)
         faces = [
             store.NewFace(
@@ -299,6 +304,8 @@ class Pipeline:
     def _bind_in(
         self, conn: Connection, keys: list[str], faces: list[store.NewFace]
     ) -> list[store.NewFace]:
+        import numpy as np
+
         bound = list(faces)
         for person in persons.by_name_keys(conn, keys):
             free = [i for i, f in enumerate(bound) if f.person_id is None]

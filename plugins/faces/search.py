@@ -6,9 +6,8 @@ photos, and suggestions for unassigned faces (nearest person mean by cosine, num
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import Select, func, select
 
 from kernel.db import Database
@@ -21,6 +20,9 @@ from . import store
 from .pipeline import cosine
 from .tables import face_detections as fd
 from .tables import persons
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PARAMS = [
     SearchParam(
@@ -93,6 +95,8 @@ def person_photos(
 
 def person_means(db: Database) -> tuple[list[int], np.ndarray]:
     """(person ids, matrix of their mean embeddings) over every clustering face."""
+    import numpy as np
+
     with db.read() as conn:
         rows, matrix = store.embeddings(conn, fd.c.person_id.isnot(None))
     if not rows:
@@ -107,6 +111,8 @@ def person_means(db: Database) -> tuple[list[int], np.ndarray]:
 
 def unassigned(db: Database, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
     """(total, page) of faces bound to nobody, each with the nearest person's mean."""
+    import numpy as np
+
     condition = fd.c.person_id.is_(None)
     with db.read() as conn:
         total = conn.execute(

@@ -11,9 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import ColumnElement, Connection, Select, and_, delete, exists, func, select, update
 from sqlalchemy.sql.util import ClauseAdapter
 
@@ -26,6 +25,9 @@ from . import persons
 from .apollo import EMBEDDING_DIM
 from .tables import face_detections as fd
 from .tables import persons as persons_table
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ZERO_VECTOR = bytes(EMBEDDING_DIM * 4)  # a forced manual face: bound by hand, never clusters
 
@@ -346,6 +348,8 @@ def delete_face(db: Database, face_id: int) -> Any | None:
 def embeddings(conn: Connection, where: Any) -> tuple[list[Any], np.ndarray]:
     """(rows of id, person_id) and their embeddings as one float32 matrix; zero vectors
     (forced faces) are left out: they never cluster."""
+    import numpy as np
+
     rows = conn.execute(
         select(fd.c.id, fd.c.person_id, fd.c.embedding).where(
             fd.c.status == "detected", fd.c.embedding != ZERO_VECTOR, where
