@@ -152,7 +152,8 @@ def grab_frames(
         if stream is None:
             raise RenderError("no video stream")
         stream.thread_type = "AUTO"  # type: ignore[attr-defined]
-        stream.codec_context.thread_count = threads  # type: ignore[attr-defined]
+        if threads:
+            stream.codec_context.thread_count = threads  # type: ignore[attr-defined]
         duration = _duration(container, stream)
         wanted, slack = list(times(duration)), tolerance(duration)
         images: list[Image.Image] = []
