@@ -29,7 +29,7 @@ from kernel.versioned import VersionedCache
 
 from . import layout, store
 from .budget import PixelBudget
-from .heap import release_freed_memory
+from .heap import map_large_blocks, release_freed_memory
 from .produce import produce
 from .settings import ThumbnailSettings
 from .writer import StateWriter
@@ -146,6 +146,7 @@ class Thumbnailer:
         self.settings = settings
         self.storage = storage
         self.workers = self.settings.workers or os.cpu_count() or 2
+        map_large_blocks()  # before the render threads allocate anything: see heap.py
         self.pool = PriorityPool(self.workers, "imageapi-thumbnails")
         self.budget = PixelBudget(int(settings.render_budget_megapixels * 1_000_000))
         self._lock = threading.Lock()
