@@ -132,7 +132,7 @@ class Kernel:
             branches = self.migration_branches()
             for branch in branches:
                 if migrate.at_head(self.db, branch):
-                    continue
+                    continue  # nothing to do or report, and Alembic stays unloaded
                 before = migrate.current(self.db, branch)
                 migrate.upgrade(self.db, branch)
                 after = migrate.current(self.db, branch)

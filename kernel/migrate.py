@@ -112,8 +112,8 @@ def at_head(db: Database, branch: Branch) -> bool:
 
 
 def upgrade(db: Database, branch: Branch, revision: str = "head") -> None:
-    """Upgrade one branch; a no-op (no script loading) when already at head."""
-    if revision == "head" and current(db, branch) == head(branch):
+    """Upgrade one branch; a no-op (Alembic not even loaded) when already at head."""
+    if revision == "head" and at_head(db, branch):
         return
     from alembic import command
 

@@ -1,5 +1,6 @@
-"""A serving process loads what serving needs: not Alembic (it never migrates) and not
-numpy (only face embeddings use it), 10 and 5 MB of private memory in each process."""
+"""A process loads what its work needs: a command on an up-to-date database does not load
+Alembic, nor does a serving process (it never migrates), and a serving process does not
+load numpy (only face embeddings use it): 10 and 5 MB of private memory in each."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from kernel.testing import make_jpeg
 
 REPO = Path(__file__).resolve().parents[2]
 
-PREPARE = """
+COMMAND = """
+import sys
 from kernel.auth import create_user
 from kernel.cli import command_kernel
 
-create_user(command_kernel(migrate=True).db, "alice", "password-123")
+kernel = command_kernel(migrate=True)
+if sys.argv[1:] == ["first"]:
+    create_user(kernel.db, "alice", "password-123")
+print("alembic loaded" if "alembic" in sys.modules else "alembic not loaded")
 """
 
 SERVING_PROCESS = """
@@ -34,15 +39,15 @@ print("loaded:", ",".join(loaded) or "-")
 """
 
 
-def run(code: str, env: dict[str, str]) -> str:
+def run(code: str, env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=180
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    return done.stdout.strip().splitlines()[-1]
 
 
-def test_a_serving_process_loads_neither_alembic_nor_numpy(tmp_path):
+def test_commands_at_head_and_serving_processes_load_only_what_they_need(tmp_path):
     library = tmp_path / "library"
     make_jpeg(library / "a.jpg", size=(400, 300))
     env = {
@@ -54,5 +59,8 @@ def test_a_serving_process_loads_neither_alembic_nor_numpy(tmp_path):
         "METRICS_BIND": "off",
         "PYTHONPATH": str(REPO),
     }
-    run(PREPARE, env)  # what ``serve`` does before it starts the serving processes
-    assert run(SERVING_PROCESS, env).strip().splitlines()[-1] == "loaded: -"
+    # A fresh database: every branch migrates (what ``serve`` does before it starts the
+    # serving processes); then a command on the same database, now at head.
+    assert run(COMMAND, env, "first") == "alembic loaded"
+    assert run(COMMAND, env) == "alembic not loaded"
+    assert run(SERVING_PROCESS, env) == "loaded: -"

@@ -3,14 +3,13 @@
 Every command migrates first, and Alembic costs 0.1-0.2 s and 10 MB to import; a command
 on an up-to-date database (nearly every run) reads the version tables and the revision
 files' literals instead. Anything it cannot be sure of goes through Alembic as before.
+That a command at head does not load Alembic is checked in a fresh process by
+``tests/integration/test_serving_footprint.py``.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ import pytest
 from kernel import Plugin, hookimpl, migrate
 from kernel.testing import fresh_database_url, harness
 
-REPO = Path(__file__).resolve().parents[2]
 FIXTURE_MIGRATIONS = Path(__file__).parent / "migrations_fixture"
 
 SECOND_REVISION = """
@@ -43,35 +41,6 @@ MERGE_REVISION = """
 revision = "mig_0003"
 down_revision = ("mig_0001", "mig_0002")
 """
-
-COMMAND = """
-import sys
-from kernel.cli import command_kernel
-command_kernel(migrate=True)
-print("alembic loaded" if "alembic" in sys.modules else "alembic not loaded")
-"""
-
-
-def run_command(tmp_path: Path) -> str:
-    env = {
-        **os.environ,
-        "BASE_PATH": str(tmp_path / "library"),
-        "IMAGEAPI_DATA_DIR": str(tmp_path / "data"),
-        "IMAGEAPI_CONFIG": str(REPO / "plugins.toml"),
-        "METRICS_BIND": "off",
-        "PYTHONPATH": str(REPO),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", COMMAND], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
-
-
-def test_a_command_on_an_up_to_date_database_does_not_load_alembic(tmp_path):
-    (tmp_path / "library").mkdir()
-    assert run_command(tmp_path) == "alembic loaded"  # a fresh database: every branch migrates
-    assert run_command(tmp_path) == "alembic not loaded"  # the shipped plugins, all at head
 
 
 def migrating_plugin(versions: Path) -> type[Plugin[None]]:
