@@ -17,7 +17,8 @@ overrides both. ``server.mode`` makes the next requests misbehave:
 path, query, headers, JSON body).
 
 A model's streamed answer can be held before its last chunk (``server.hold = True``)
-until the test sets ``release_last`` — or the client hangs up, which sets ``hung_up``:
+until the test sets ``release_last``; a client that hangs up, while the answer is held
+or while its first pieces are still being written, sets ``hung_up``:
 how a test sees text reach its client while the backend has not finished, and that a
 client going away cancels the backend call. ``finished`` counts streamed answers sent
 to their end; ``sent_at`` holds the ``perf_counter`` of every content chunk written
@@ -293,7 +294,7 @@ class FakeOllama(ScriptedModel):
             handler.end_stream()
             self.finished += 1
         except (BrokenPipeError, ConnectionResetError):
-            return
+            self.hung_up.set()  # the client went away before the answer's end
 
 
 class FakeOpenRouter(ScriptedModel):
@@ -366,7 +367,7 @@ class FakeOpenRouter(ScriptedModel):
             handler.end_stream()
             self.finished += 1
         except (BrokenPipeError, ConnectionResetError):
-            return
+            self.hung_up.set()  # the client went away before the answer's end
 
 
 class FakeNominatim(FakeServer):
