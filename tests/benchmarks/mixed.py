@@ -154,7 +154,8 @@ def parse_wrk(text: str) -> dict[str, float]:
 def run_server(
     tree: Path, library: Path, data: Path, seconds: int, log: Path
 ) -> dict[str, dict[str, float]]:
-    """Scan with ``tree``'s code and plugins.toml, serve, load, stop: per-route figures."""
+    """Scan with ``tree``'s code and plugins.toml (once, kept beside ``data``), serve a
+    fresh copy of that scanned data, load, stop: per-route figures."""
     port = free_port()
     env = {
         **os.environ,
@@ -167,13 +168,20 @@ def run_server(
         "PYTHONPATH": str(tree),
     }
     cli = [sys.executable, "-c", "from kernel.cli import main; main()"]
-    if not (data / "scanned").exists():
+    scanned = data.with_name(data.name + "-scanned")
+    if not (scanned / "scanned").exists():
+        env["IMAGEAPI_DATA_DIR"] = str(scanned)
         subprocess.run([*cli, "scan"], env=env, cwd=data.parent, check=True, capture_output=True)
         subprocess.run(
             [*cli, "user", "add", "bench", "--password-stdin"],
             env=env, cwd=data.parent, input=b"bench-password\n", capture_output=True, check=True,
         )  # fmt: skip
-        (data / "scanned").touch()
+        (scanned / "scanned").touch()
+        env["IMAGEAPI_DATA_DIR"] = str(data)
+    # Every run starts from the database as scanned: the writes of an earlier run (--keep)
+    # would otherwise make one tree's listings longer than the other's.
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.copytree(scanned, data)
     help_text = subprocess.run(
         [*cli, "serve", "--help"], env=env, cwd=data.parent, capture_output=True, text=True
     )
@@ -251,7 +259,6 @@ def main() -> None:
             ("this tree", REPO),
         ):
             data = work / ("data-" + label.split()[0])
-            data.mkdir(exist_ok=True)
             figures[label] = run_server(tree, library, data, opts.seconds, work / "server.log")
             show(label, figures[label])
     finally:
