@@ -23,7 +23,9 @@ socket errors), and the whole server's requests/s and CPU seconds per request; t
 ratio of this tree to the baseline revision (default: ``371a8f8``, main before the
 serving work) against the goals: 0 errors, >= 3x the throughput, p99 <= 150 ms on every
 route. The baseline runs from a detached git worktree under the work folder, with its
-own data folder and the plugins.toml it shipped.
+own data folder and the plugins.toml it shipped. Each tree scans once (kept under
+``--keep``) and every run serves a fresh copy of that scanned data, so both trees start
+from the same database however many runs came before.
 """
 
 from __future__ import annotations
