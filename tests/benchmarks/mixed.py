@@ -260,7 +260,7 @@ def main() -> None:
             (f"baseline {opts.baseline}", baseline_tree(work, opts.baseline)),
             ("this tree", REPO),
         ):
-            data = work / ("data-" + label.split()[0])
+            data = work / ("data-" + label.split()[-1].replace("tree", "this"))  # per revision
             figures[label] = run_server(tree, library, data, opts.seconds, work / "server.log")
             show(label, figures[label])
     finally:
