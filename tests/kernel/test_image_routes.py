@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import numpy as np
 import pytest
+from PIL import Image
 
 from kernel.testing import harness, make_jpeg, make_video
 
@@ -50,6 +55,44 @@ def test_range_requests(tmp_path, library):
         assert fetch("bytes=5-2").status_code == 416
         whole = fetch("bytes=0-1,5-6")  # several ranges: the whole file is a valid answer
         assert whole.status_code == 200 and whole.content == data
+
+
+def open_descriptors_of(path: Path) -> int:
+    """How many of this process's file descriptors point at ``path``."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+        except OSError:
+            continue
+    return count
+
+
+def test_a_large_original_streams_whole_and_in_ranges(tmp_path, library):
+    """A photo of several MiB is sent in more than one read: every byte arrives, ranges
+    across read boundaries are exact, and no answer leaves the file open."""
+    noise = np.random.default_rng(7).integers(0, 256, (1600, 2400, 3), dtype=np.uint8)
+    path = library / "panorama.jpg"
+    Image.fromarray(noise).save(path, quality=95)
+    data = path.read_bytes()
+    size = len(data)
+    assert size > 3 * 1024 * 1024  # more than three of the server's reads
+    with harness(tmp_path) as h:
+        whole = h.get("/image", params={"path": "panorama.jpg"})
+        assert whole.status_code == 200 and whole.content == data
+        assert whole.headers["content-length"] == str(size)
+        for first, last in ((1048570, 1048580), (0, 2097152), (size - 5, size - 1)):
+            part = h.get("/image", params={"path": "panorama.jpg"},
+                         headers={"Range": f"bytes={first}-{last}"})  # fmt: skip
+            assert part.status_code == 206
+            assert part.content == data[first : last + 1]
+        etag = whole.headers["etag"]
+        cached = h.get("/image", params={"path": "panorama.jpg"},
+                       headers={"If-None-Match": etag})  # fmt: skip
+        assert cached.status_code == 304
+        assert h.get("/image", params={"path": "panorama.jpg"},
+                     headers={"Range": f"bytes={size}-"}).status_code == 416  # fmt: skip
+        assert open_descriptors_of(path) == 0
 
 
 def test_executable_types_are_never_inline(tmp_path, library):
