@@ -143,25 +143,7 @@ def serve_file(
     handle: FileIO | None = None,
 ) -> Response[bytes] | Stream:
     """The response for a file: ``stat`` and ``body`` (all of it) when already read;
-    ``handle``, the file already open, is streamed from or closed."""
-    response = _response(request, path, content_type, cache_seconds, etag, download_name,
-                         stat, body, handle)  # fmt: skip
-    if handle is not None and not isinstance(response, FileStream):
-        handle.close()  # answered without reading it (304, 416) or from ``body``
-    return response
-
-
-def _response(
-    request: Request,
-    path: Path,
-    content_type: str,
-    cache_seconds: int,
-    etag: str | None,
-    download_name: str | None,
-    stat: os.stat_result | None,
-    body: bytes | None,
-    handle: FileIO | None,
-) -> Response[bytes] | Stream:
+    ``handle``, the file already open, is what a stream reads from."""
     st = stat if stat is not None else path.stat()
     tag = etag or etag_for(st)
     headers = {
@@ -245,7 +227,11 @@ async def send_file(
             body = await loop.run_in_executor(None, os.pread, fd, st.st_size, 0)
         if body is not None and len(body) != st.st_size:
             body = None  # cut short while read: streamed as far as it goes
+        response = serve_file(request, path, content_type, stat=st, body=body, handle=handle,
+                              **options)  # fmt: skip
     except BaseException:
         handle.close()
         raise
-    return serve_file(request, path, content_type, stat=st, body=body, handle=handle, **options)
+    if not isinstance(response, FileStream):
+        handle.close()  # answered from ``body``, or without the bytes (304, 416)
+    return response

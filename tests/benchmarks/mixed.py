@@ -172,14 +172,13 @@ def run_server(
     cli = [sys.executable, "-c", "from kernel.cli import main; main()"]
     scanned = data.with_name(data.name + "-scanned")
     if not (scanned / "scanned").exists():
-        env["IMAGEAPI_DATA_DIR"] = str(scanned)
-        subprocess.run([*cli, "scan"], env=env, cwd=data.parent, check=True, capture_output=True)
+        into = {**env, "IMAGEAPI_DATA_DIR": str(scanned)}
+        subprocess.run([*cli, "scan"], env=into, cwd=data.parent, check=True, capture_output=True)
         subprocess.run(
             [*cli, "user", "add", "bench", "--password-stdin"],
-            env=env, cwd=data.parent, input=b"bench-password\n", capture_output=True, check=True,
+            env=into, cwd=data.parent, input=b"bench-password\n", capture_output=True, check=True,
         )  # fmt: skip
         (scanned / "scanned").touch()
-        env["IMAGEAPI_DATA_DIR"] = str(data)
     # Every run starts from the database as scanned: the writes of an earlier run (--keep)
     # would otherwise make one tree's listings longer than the other's.
     shutil.rmtree(data, ignore_errors=True)
@@ -256,11 +255,11 @@ def main() -> None:
         (work / "paths.json").write_text(json.dumps(paths))
     figures = {}
     try:
-        for label, tree in (
-            (f"baseline {opts.baseline}", baseline_tree(work, opts.baseline)),
-            ("this tree", REPO),
+        for label, tree, folder in (  # data per revision: an older one cannot read a newer's
+            (f"baseline {opts.baseline}", baseline_tree(work, opts.baseline), opts.baseline),
+            ("this tree", REPO, "this"),
         ):
-            data = work / ("data-" + label.split()[-1].replace("tree", "this"))  # per revision
+            data = work / f"data-{folder}"
             figures[label] = run_server(tree, library, data, opts.seconds, work / "server.log")
             show(label, figures[label])
     finally:
