@@ -55,17 +55,29 @@ end
 """
 
 
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+
+
 def processes(root: int) -> list[int]:
+    """The server's process tree, without a child caught between fork and exec: until it
+    runs its own program (an EXIF worker, ffmpeg) it still has its parent's command line
+    and shows its parent's pages as its own, so counting it would count them twice (one
+    such sample read 358 MB of private memory where the processes held 280)."""
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
         found.append(pid)
+        parent = _cmdline(pid)
         for task in Path(f"/proc/{pid}/task").glob("*"):
             try:
                 children = (task / "children").read_text().split()
             except OSError:  # the thread or process has just ended
                 continue
-            todo.extend(int(child) for child in children)
+            todo.extend(int(c) for c in children if _cmdline(int(c)) != parent)
     return found
 
 
