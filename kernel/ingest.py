@@ -1,27 +1,68 @@
-"""Ingest outside full scans: one file (uploads, ``GET /image``) or one batch of live
-events (the watcher), where a file that vanished and one that appeared with the same
-content are recognised as one file moved (``kernel.moves``)."""
+"""Ingest outside full scans: one file (uploads, a file a client asks for before the
+scanner reached it) or one batch of live events (the watcher), where a file that vanished
+and one that appeared with the same content are recognised as one file moved
+(``kernel.moves``)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from kernel import moves
 from kernel.index import FILE_COLUMNS, Stat, under_folder
-from kernel.libraries import Library
+from kernel.libraries import Library, ResolvedPath
 from kernel.tables import files
 from kernel.types import FileRef
+from kernel.walk import link_allowed, within
+from media.mediatypes import media_type_for
 
 if TYPE_CHECKING:
     from kernel.core import Kernel
 
 
+def indexable(kernel: Kernel, resolved: ResolvedPath) -> Stat | None:
+    """What a full scan would index at this path, or None: a media file by extension,
+    not reached through a linked folder, outside every derived folder (a linked file
+    only if it points inside the library, like the scanner's walk)."""
+    media_type = media_type_for(resolved.rel_path)
+    if media_type is None or not resolved.rel_path:
+        return None
+    root = str(resolved.library.root)
+    candidate = os.path.join(root, *resolved.rel_path.split("/"))
+    skip = kernel.skip_dirs
+    parent = os.path.dirname(candidate)
+    if os.path.realpath(parent) != parent or within(candidate, skip):
+        return None
+    if os.path.islink(candidate) and not link_allowed(candidate, root, skip):
+        return None
+    try:
+        st = os.stat(candidate)
+    except OSError:
+        return None
+    if not S_ISREG(st.st_mode):
+        return None
+    return Stat(resolved.rel_path, st.st_size, st.st_mtime_ns, media_type)
+
+
 class Ingest:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
+
+    async def on_demand(self, resolved: ResolvedPath) -> FileRef | None:
+        """A file a client asked for that is on disk but not indexed yet (just copied
+        in, before the watcher or a scan saw it), indexed now and queued for hashing;
+        None for a path a full scan would not index (``indexable``), so every route
+        answers such a path as the scanner sees it, whatever the route."""
+        stat = await asyncio.to_thread(indexable, self.kernel, resolved)
+        if stat is None:
+            return None
+        ref = await self.add(resolved.library, stat)
+        self.kernel.spawn_background(self.kernel.scanner.hash_backlog(), "hash on demand")
+        return ref
 
     async def add(self, library: Library, stat: Stat) -> FileRef | None:
         """Index one file now (committed before hooks run); returns its row."""

@@ -8,8 +8,6 @@ upload is, then rendered. Concurrent first requests for one file share that work
 from __future__ import annotations
 
 import asyncio
-import os
-from stat import S_ISREG
 from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Request, get
@@ -18,13 +16,11 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, QueryParameter
 
-from kernel.index import Stat
 from kernel.libraries import PathRefused, ResolvedPath
 from kernel.schemas import BAD_REQUEST
 from kernel.types import FileRef
 from kernel.versioned import VersionedCache
-from kernel.walk import link_allowed, within
-from media.mediatypes import content_type_for, media_type_for
+from media.mediatypes import content_type_for
 from media.serving import send_file
 
 if TYPE_CHECKING:
@@ -43,42 +39,10 @@ FILE_BYTES = ResponseSpec(
 )
 
 
-def indexable(kernel: Kernel, resolved: ResolvedPath) -> Stat | None:
-    """What a full scan would index at this path, or None: a media file by extension,
-    not reached through a linked folder, outside every derived folder (a linked file
-    only if it points inside the library, like the scanner's walk)."""
-    media_type = media_type_for(resolved.rel_path)
-    if media_type is None or not resolved.rel_path:
-        return None
-    root = str(resolved.library.root)
-    candidate = os.path.join(root, *resolved.rel_path.split("/"))
-    skip = kernel.skip_dirs
-    parent = os.path.dirname(candidate)
-    if os.path.realpath(parent) != parent or within(candidate, skip):
-        return None
-    if os.path.islink(candidate) and not link_allowed(candidate, root, skip):
-        return None
-    try:
-        st = os.stat(candidate)
-    except OSError:
-        return None
-    if not S_ISREG(st.st_mode):
-        return None
-    return Stat(resolved.rel_path, st.st_size, st.st_mtime_ns, media_type)
-
-
 def route(kernel: Kernel) -> HTTPRouteHandler:
     """``GET /image`` of one app; the on-demand indexing in flight is shared per file."""
     pending: dict[tuple[int, str], asyncio.Future[FileRef | None]] = {}
     known: VersionedCache[FileRef] = VersionedCache(KNOWN_FILES)
-
-    async def index_on_demand(resolved: ResolvedPath) -> FileRef | None:
-        stat = await asyncio.to_thread(indexable, kernel, resolved)
-        if stat is None:
-            return None
-        ref = await kernel.ingest.add(resolved.library, stat)
-        kernel.spawn_background(kernel.scanner.hash_backlog(), "hash on demand")
-        return ref
 
     async def indexed(resolved: ResolvedPath) -> FileRef | None:
         key = (resolved.library.id, resolved.rel_path)
@@ -91,7 +55,7 @@ def route(kernel: Kernel) -> HTTPRouteHandler:
             return ref
         task = pending.get(key)
         if task is None:
-            task = pending[key] = asyncio.ensure_future(index_on_demand(resolved))
+            task = pending[key] = asyncio.ensure_future(kernel.ingest.on_demand(resolved))
             task.add_done_callback(lambda _: pending.pop(key, None))
         return await asyncio.shield(task)  # one client giving up does not stop the others'
 

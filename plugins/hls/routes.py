@@ -25,7 +25,6 @@ from msgspec import UNSET, UnsetType
 from kernel.auth import User, user_by_id, user_for_token
 from kernel.core import Kernel
 from kernel.deps import CurrentUser
-from kernel.index import Stat
 from kernel.libraries import PathRefused
 from kernel.types import FileRef, InvalidParameter
 from media.mediatypes import media_type_for
@@ -86,11 +85,9 @@ async def _video(kernel: Kernel, library: str | int | None, path: str) -> FileRe
         raise InvalidParameter("path", "not a video file")
     ref = await asyncio.to_thread(kernel.index.get, resolved.library.id, resolved.rel_path)
     if ref is None:
-        st = await asyncio.to_thread(resolved.abs_path.stat)
-        stat = Stat(resolved.rel_path, st.st_size, st.st_mtime_ns, "video")
-        ref = await kernel.ingest.add(resolved.library, stat)
+        ref = await kernel.ingest.on_demand(resolved)
     if ref is None:
-        raise NotFoundException(f"{resolved.rel_path} could not be indexed")
+        raise NotFoundException(f"{resolved.rel_path} is not a video of the index")
     return ref
 
 

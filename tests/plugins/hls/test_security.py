@@ -130,3 +130,29 @@ def test_playlists_and_concat_scripts_posing_as_videos_read_no_other_file(
             leaked = False
     assert not leaked, "a hostile file made imageapi open another file"
     assert not any(layout.video_root(h.kernel.config).rglob("*.m4s"))
+
+
+def test_a_video_reached_through_a_linked_folder_is_not_indexed_twice(h, library, tmp_path):
+    """The scanner does not follow folder links, and neither does asking HLS for a path
+    through one: the clip keeps its one row and the linked path is answered as ``/image``
+    answers it (404); a link out of the library is refused by the path resolver (400)."""
+    (library / "trips").mkdir()
+    shutil.copy(library / "one_second.mp4", library / "trips" / "clip.mp4")
+    os.symlink(library / "trips", library / "alias")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.copy(library / "one_second.mp4", outside / "secret.mp4")
+    os.symlink(outside, library / "linked")
+    assert h.get("/video/status", params={"path": "trips/clip.mp4"}).status_code == 200
+
+    for path, status in (("alias/clip.mp4", 404), ("linked/secret.mp4", 400)):
+        answers = [
+            h.get("/video/status", params={"path": path}),
+            h.post("/video/generate", json={"path": path}),
+            h.get("/video/stream", params={"path": path}),
+            h.get("/image", params={"path": path, "size": "thumb"}),
+        ]
+        assert [a.status_code for a in answers] == [status] * 4, path
+    with h.kernel.db.read() as conn:
+        rows = conn.exec_driver_sql("SELECT rel_path FROM files ORDER BY rel_path").all()
+    assert [r[0] for r in rows] == ["h264_aac.mp4", "one_second.mp4", "trips/clip.mp4"]
