@@ -45,7 +45,13 @@ from .model import ExifData, ExtractError
 
 log = logging.getLogger(__name__)
 
-MAX_WORKERS = max(1, min(2, os.cpu_count() or 1))
+#: One worker per eight cores, one or two in all. A worker reads a 24 MP JPEG's metadata
+#: in 0.4 ms, a HEIC's in 6.5, a NEF's in 20 and a 1080p clip's in 32, while a render
+#: thread takes 60-70 ms for the JPEG's thumbnail alone: one worker keeps up with eight
+#: render threads. A second one on a small machine only held 20 MB more during ingest
+#: and took a core's share from the renders (``imageapi scan --full`` of 200 JPEGs on two
+#: cores: 9.9 s with one worker, 10.6 s with two).
+MAX_WORKERS = max(1, min(2, (os.cpu_count() or 1) // 8))
 MAX_JOBS = 1000
 IDLE_SECONDS = 60.0
 STARTUP_TIMEOUT = 60.0
