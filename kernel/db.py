@@ -267,17 +267,30 @@ class Database:
         read = self._version_read
         if read is not None and now - read[0] < VERSION_READ_SECONDS:
             return read[1]
+        version = int(self._read_aside("PRAGMA data_version", ())[0][0])
+        self._version_read = (now, version)
+        return version
+
+    def read_now(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        """The rows of a small read (a lookup by primary key) run at once, on the caller's
+        thread, through the connection ``local_version`` reads with: for a check on the
+        request path that costs less than the worker-thread hop a ``read()`` would take.
+        It runs outside any transaction and, SQLite being in WAL mode, never waits for a
+        writer. None where ``local_version`` is None (PostgreSQL, in-memory)."""
+        if self._memory or not self.is_sqlite:
+            return None
+        return self._read_aside(sql, params)
+
+    def _read_aside(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._version_lock:
             if self._version_connection is None:
                 self._version_connection = self.engine.raw_connection()
             cursor = self._version_connection.cursor()
             try:
-                cursor.execute("PRAGMA data_version")
-                version = int(cursor.fetchone()[0])
+                cursor.execute(sql, params)
+                return cursor.fetchall()
             finally:
-                cursor.close()
-        self._version_read = (now, version)
-        return version
+                cursor.close()  # the statement ends: no read snapshot stays open
 
     def dispose(self) -> None:
         with self._version_lock:

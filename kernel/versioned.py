@@ -44,6 +44,12 @@ class VersionedCache(Generic[V]):
             self._kept.move_to_end(key)
             return kept[1]
 
+    def entry(self, key: Hashable) -> tuple[Any, V] | None:
+        """(version, value) whatever the version: for a caller that can check a stale
+        answer for less than computing it again, and then ``put`` it at the new one."""
+        with self._lock:
+            return self._kept.get(key)
+
     def put(self, key: Hashable, version: Any, value: V) -> None:
         """Keep ``value``, computed after ``version`` was read (None: keep nothing)."""
         weight = self.weigh(value) if self.weigh is not None else 0

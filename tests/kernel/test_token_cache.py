@@ -1,5 +1,6 @@
 """The bearer token's user is looked up once, not on every request, and never on the
-event loop; any commit (a password change in another process) makes it looked up again."""
+event loop; after any commit (a password change in another process, another client's tag)
+the kept user is checked by its row before it is given, without a worker-thread lookup."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 
 from sqlalchemy import event
 
-from kernel.auth import create_user
+from kernel.auth import create_user, set_password
 from kernel.testing import harness
 
 
@@ -23,7 +24,7 @@ def _user_lookups(kernel) -> list[str]:
     return seen
 
 
-def test_the_user_of_a_token_is_looked_up_once_until_the_database_changes(tmp_path):
+def test_the_user_of_a_token_is_looked_up_once_and_rechecked_by_its_row(tmp_path):
     with harness(tmp_path) as h:
         assert h.get("/libraries").status_code == 200  # warm: the token is now known
         lookups = _user_lookups(h.kernel)
@@ -31,12 +32,20 @@ def test_the_user_of_a_token_is_looked_up_once_until_the_database_changes(tmp_pa
             assert h.get("/libraries").status_code == 200
         assert lookups == []
 
-        create_user(h.kernel.db, "someone-else", "password-456")  # any commit
+        # Commits that leave this user as it was (another user, anything else) do not send
+        # the request back to a worker thread for the lookup: the row is checked in place.
+        for n in range(3):
+            create_user(h.kernel.db, f"someone-else-{n}", "password-456")
+            lookups.clear()  # create_user's own statements
+            assert h.get("/libraries").status_code == 200
+            assert lookups == []
+
+        # A commit that changes this user makes the token fail at once.
+        set_password(h.kernel.db, "tester", "password-789")
         lookups.clear()
-        assert h.get("/libraries").status_code == 200
-        assert len(lookups) == 1
-        assert h.get("/libraries").status_code == 200
-        assert len(lookups) == 1
+        revoked = h.get("/libraries")
+        assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
+        assert len(lookups) == 1  # dropped from the cache, then refused by the full check
 
 
 def test_the_lookup_runs_in_a_worker_thread_not_on_the_event_loop(tmp_path):
