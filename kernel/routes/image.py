@@ -49,7 +49,11 @@ def route(kernel: Kernel) -> HTTPRouteHandler:
         version = kernel.db.local_version()
         ref = known.get(key, version)
         if ref is None:
-            ref = await asyncio.to_thread(kernel.index.get, *key)
+            stale = known.entry(key)  # kept before another commit: still the same row?
+            if stale is not None and kernel.index.unchanged(stale[1]):
+                ref = stale[1]
+            else:
+                ref = await asyncio.to_thread(kernel.index.get, *key)
         if ref is not None:
             known.put(key, version, ref)
             return ref

@@ -43,6 +43,7 @@ INTERACTIVE, INGEST = 0, 1
 COMMIT_WAIT = 30.0  # seconds a request waits for its state row; the file is there anyway
 _STOP = -1
 READY_KEPT = 8192  # (file, variant) pairs known rendered, per process
+SAME_SOURCE = 0  # the version ``ready`` keeps its entries at: their key is the content
 QUEUE = "thumbnails"  # the claims queue of ingest renders (PostgreSQL scale-out)
 
 
@@ -153,7 +154,11 @@ class Thumbnailer:
         self._jobs: dict[int, Job] = {}
         self._slots: asyncio.Semaphore | None = None
         self.writer = StateWriter(kernel.db, on_commit=self.release)
-        #: renditions known to be up to date, until the next commit (``serve``)
+        #: renditions known to be up to date (``serve``), kept by the file's content and
+        #: the variant, not until the next commit: what makes one out of date is a change
+        #: of the file, which is a new key, or its removal, which ``serve`` checks with a
+        #: stat. Other clients' tag and favourite writes no longer send each thumbnail
+        #: request to a worker thread for the state row.
         self.ready: VersionedCache[Path] = VersionedCache(READY_KEPT)
 
     # --- where things are ------------------------------------------------------------
@@ -276,10 +281,9 @@ class Thumbnailer:
         table without trying again; raises Unrenderable with the reason.
         """
         key = (ref.id, ref.size, ref.mtime_ns, ref.content_hash, v.token)
-        version = self.kernel.db.local_version()
-        made = self.ready.get(key, version)
+        made = self.ready.get(key, SAME_SOURCE)
         if made is not None and made.exists():
-            return made  # known made since the last commit: no lookup, no thread hop
+            return made  # known made for this content: no lookup, no thread hop
         path = self.path(ref, v)
 
         def look() -> tuple[bool, str | None]:
@@ -293,7 +297,7 @@ class Thumbnailer:
 
         ready, error = await asyncio.to_thread(look)
         if ready:
-            self.ready.put(key, version, path)
+            self.ready.put(key, SAME_SOURCE, path)
             return path
         if error is not None:
             raise Unrenderable(error)

@@ -1,5 +1,7 @@
 """An already-made thumbnail is answered without asking the database again, as one body,
-until the next commit; a rendition deleted behind the server's back is made again."""
+after another file's commit too (its row is checked by id on the spot and the state of
+its thumbnail is kept by the file's content); a changed file is looked up and rendered
+again, and a rendition deleted behind the server's back is made again."""
 
 from __future__ import annotations
 
@@ -29,11 +31,17 @@ def test_a_made_thumbnail_costs_no_query_until_the_database_changes(tmp_path, li
             assert "transfer-encoding" not in again.headers  # one body, not a stream
         assert statements == []
 
-        make_jpeg(library / "b.jpg")  # any commit makes the kept answers stale
-        h.scan()
+        make_jpeg(library / "b.jpg")  # another file's commit: the kept row is checked by its
+        h.scan()  # id on the spot, the thumbnail's state is kept by the file's content
         statements.clear()
-        assert h.get("/image", params={"path": "a.jpg", "size": "thumb"}).status_code == 200
-        assert statements  # looked up again
+        assert h.get("/image", params={"path": "a.jpg", "size": "thumb"}).content == first.content
+        assert statements == []
+
+        make_jpeg(library / "a.jpg", size=(480, 640))  # the file itself changed
+        h.scan()
+        changed = h.get("/image", params={"path": "a.jpg", "size": "thumb"})
+        assert changed.status_code == 200 and changed.content != first.content
+        assert [s for s in statements if "FROM files" in s]  # looked up again, then rendered
 
 
 def test_a_rendition_deleted_behind_the_servers_back_is_made_again(tmp_path, library):
