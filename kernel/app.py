@@ -20,6 +20,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from kernel.auth import PUBLIC_OPT, BearerTokenMiddleware, PasswordTooLong, User
 from kernel.core import Kernel
+from kernel.deps import KernelDep
 from kernel.libraries import PathRefused
 from kernel.routes import image, photos, system
 from kernel.schemas import FileEntrySchemaPlugin
@@ -94,8 +95,13 @@ def create_app(
     def provide_kernel() -> Kernel:
         return kernel
 
-    def provide_user(request: Request) -> User:
-        return request.user
+    def provide_user(request: Request, kernel: KernelDep) -> User | None:
+        """The caller (None on a public route, where only ``plugin`` asks for it). It takes
+        ``kernel`` and a plugin router's ``plugin`` takes it (``Plugin.router``) only to put
+        a handler's dependencies one after another: Litestar resolves dependencies of the
+        same depth concurrently, in an anyio task group, which cost 12 % of the CPU of a
+        ``/image/metadata`` request (``user`` and ``plugin``) for three sync lookups."""
+        return request.scope.get("user")
 
     handlers: Sequence[Any] = [
         system.login,

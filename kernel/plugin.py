@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from litestar.di import NamedDependency
+
 if TYPE_CHECKING:
     from litestar import Router
 
@@ -40,7 +42,8 @@ class Plugin(Generic[S]):
         from litestar import Router
         from litestar.di import Provide
 
-        def provide_plugin() -> Plugin[S]:
+        def provide_plugin(user: NamedDependency[Any]) -> Plugin[S]:
+            # ``user`` is not used: it orders the handler's dependencies (``provide_user``)
             return self
 
         provide = Provide(provide_plugin, sync_to_thread=False)

@@ -15,7 +15,7 @@ import contextlib
 import errno
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Request, post
@@ -212,8 +212,8 @@ def route(plugin: Plugin, max_body: int) -> HTTPRouteHandler:
     /image`` into one path (two Routers on one path would each bring an OPTIONS handler).
     """
 
-    def provide_plugin() -> Plugin:
-        return plugin
+    def provide_plugin(user: NamedDependency[Any]) -> Plugin:
+        return plugin  # ``user`` orders the dependencies, as ``kernel.plugin`` explains
 
     return post(
         "/image",
