@@ -151,6 +151,15 @@ class Hooks:
         )
         return [extras for _plugin, extras in found]
 
+    def file_extras_here(self, files: Sequence[FileRef], user_id: int | None) -> list[Any] | None:
+        """``file_extras`` called in the worker thread the caller is in (``collect_here``),
+        or None when some implementation is async and only ``file_extras`` can call it.
+        An item may be awaitable: await it on the event loop."""
+        if not self._d.sync_only("file_extras"):
+            return None
+        found = self._d.collect_here("file_extras", files=files, user_id=user_id, in_snapshot=True)
+        return [extras for _plugin, extras in found]
+
     async def photo_context(self, file: FileRef, entry: Mapping[str, Any]) -> list[tuple[str, str]]:
         """``(plugin, text)`` for each plugin with something to tell a model about the file."""
         found = await self._d.acollect("photo_context", file=file, entry=entry)

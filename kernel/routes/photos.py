@@ -53,8 +53,7 @@ async def list_photos(request: Request, kernel: KernelDep, user: CurrentUser) ->
     limit = parse_count("limit", params.get("limit"), maximum=MAX_LIMIT)
     offset = parse_count("offset", params.get("offset")) or 0
     sort, seed = catalog.sort(params.get("sort"), parse_count("seed", params.get("seed")))
-    listing = await asyncio.to_thread(catalog.search, query, sort, limit, offset)
-    entries = await catalog.entries(listing.files, user.id)
+    listing, entries = await catalog.page(query, sort, limit, offset, user.id)
     library = kernel.libraries.by_id(query.library_id)
     dirs = (
         []
