@@ -188,7 +188,7 @@ class TokenCache:
     On SQLite a hit costs a read of the change counter (``Database.local_version``, no
     I/O), taken before the lookup it guards. After any commit by any process the kept
     user is checked again before it is given: its row read by primary key on the spot
-    (``Database.read_now``), not the worker-thread lookup, so the tag and favourite
+    (``Database.row_now``), not the worker-thread lookup, so the tag and favourite
     writes of other clients do not send every request back to a worker; a password
     change (the token version) or a deleted user fails that check at once. On
     PostgreSQL and in-memory databases nothing is kept. An expired token is never
@@ -198,26 +198,17 @@ class TokenCache:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._kept: VersionedCache[tuple[float, User]] = VersionedCache(KEPT_TOKENS)
-        self._row = "SELECT {} FROM users WHERE id = ?".format(
-            ", ".join(column.name for column in USER_COLUMNS)
-        )
 
     def version(self) -> int | None:
         return self.db.local_version()
 
     def get(self, token: str, version: int | None) -> User | None:
-        if version is None:
-            return None
-        found = self._kept.entry(token)
-        if found is None or found[1][0] <= time.time():
-            return None
-        kept_at, (expires, user) = found
-        if kept_at != version:
-            if self.db.read_now(self._row, (user.id,)) != [astuple(user)]:
-                self._kept.discard(token)
-                return None
-            self._kept.put(token, version, (expires, user))
-        return user
+        kept = self._kept.get(token, version, self._unchanged)
+        return kept[1] if kept is not None and kept[0] > time.time() else None
+
+    def _unchanged(self, kept: tuple[float, User]) -> bool:
+        user = kept[1]
+        return self.db.row_now(USER_COLUMNS, user.id) == astuple(user)
 
     def keep(self, token: str, version: int | None, user: User) -> None:
         if version is not None:

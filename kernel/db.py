@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     BindParameter,
+    Column,
     ColumnElement,
     Connection,
     Engine,
@@ -120,6 +121,7 @@ class Database:
         self._prepared: dict[Callable[..., Any], Any] = {}
         self._memory = memory
         self._version_lock = threading.Lock()
+        self._row_sql: dict[tuple[Any, ...], str] = {}  # ``row_now``'s statements
         self._version_connection: Any = None
         self._version_read: tuple[float, int] | None = None
 
@@ -271,15 +273,27 @@ class Database:
         self._version_read = (now, version)
         return version
 
-    def read_now(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
-        """The rows of a small read (a lookup by primary key) run at once, on the caller's
-        thread, through the connection ``local_version`` reads with: for a check on the
-        request path that costs less than the worker-thread hop a ``read()`` would take.
-        It runs outside any transaction and, SQLite being in WAL mode, never waits for a
-        writer. None where ``local_version`` is None (PostgreSQL, in-memory)."""
+    def row_now(
+        self, columns: Sequence[Column[Any]], row_id: int, condition: str = ""
+    ) -> tuple[Any, ...] | None:
+        """``columns`` of the row whose ``id`` is ``row_id`` (and that meets the SQL
+        ``condition``), read at once on the caller's thread through the connection
+        ``local_version`` reads with: a check on the request path that costs less than
+        the worker-thread hop a ``read()`` would take. It runs outside any transaction
+        and, SQLite being in WAL mode, never waits for a writer. None when there is no
+        such row, and where ``local_version`` is None (PostgreSQL, in-memory): unknown."""
         if self._memory or not self.is_sqlite:
             return None
-        return self._read_aside(sql, params)
+        key = (tuple(columns), condition)
+        sql = self._row_sql.get(key)
+        if sql is None:
+            names = ", ".join(column.name for column in columns)
+            where = f" AND {condition}" if condition else ""
+            sql = self._row_sql[key] = (
+                f"SELECT {names} FROM {columns[0].table.name} WHERE id = ?{where}"
+            )
+        rows = self._read_aside(sql, (row_id,))
+        return tuple(rows[0]) if rows else None
 
     def _read_aside(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._version_lock:

@@ -99,9 +99,6 @@ FILE_COLUMNS = (
     files.c.media_type,
     files.c.content_hash,
 )
-_ROW_BY_ID = "SELECT {} FROM files WHERE id = ? AND status = 'present'".format(
-    ", ".join(column.name for column in FILE_COLUMNS)
-)
 
 
 def _ref(row: Any, root: Path) -> FileRef:
@@ -149,13 +146,13 @@ class FileIndex:
 
     def unchanged(self, ref: FileRef) -> bool:
         """Whether ``ref``, kept from before some commit, is still the present row: read by
-        primary key on the caller's thread (``Database.read_now``), so a request holding a
+        primary key on the caller's thread (``Database.row_now``), so a request holding a
         kept row need not go to a worker thread each time other clients write. False when
         it cannot tell (PostgreSQL)."""
-        now = self.db.read_now(_ROW_BY_ID, (ref.id,))
+        now = self.db.row_now(FILE_COLUMNS, ref.id, "status = 'present'")
         kept = (ref.id, ref.library_id, ref.rel_path, ref.size, ref.mtime_ns, ref.media_type,
                 ref.content_hash)  # fmt: skip
-        return now == [kept]
+        return now == kept
 
     def rows_of(self, library_id: int, paths: list[str] | None = None) -> dict[str, tuple]:
         """rel_path → (rel_path, id, size, mtime_ns, status) of a library's rows (or of those

@@ -34,21 +34,25 @@ class VersionedCache(Generic[V]):
         self._lock = threading.Lock()
         self._kept: OrderedDict[Hashable, tuple[Any, V]] = OrderedDict()
 
-    def get(self, key: Hashable, version: Any) -> V | None:
+    def get(
+        self, key: Hashable, version: Any, still: Callable[[V], bool] | None = None
+    ) -> V | None:
+        """The answer kept at ``version``; with ``still``, also one kept at an older
+        version that ``still(answer)`` confirms (a check cheaper than computing it
+        again, e.g. its row read by primary key), which is then kept at ``version``."""
         if version is None:
             return None
         with self._lock:
             kept = self._kept.get(key)
-            if kept is None or kept[0] != version:
+            if kept is None or (kept[0] != version and still is None):
                 return None
             self._kept.move_to_end(key)
-            return kept[1]
-
-    def entry(self, key: Hashable) -> tuple[Any, V] | None:
-        """(version, value) whatever the version: for a caller that can check a stale
-        answer for less than computing it again, and then ``put`` it at the new one."""
-        with self._lock:
-            return self._kept.get(key)
+        if kept[0] != version:
+            if not still(kept[1]):  # type: ignore[misc]
+                self.discard(key)
+                return None
+            self.put(key, version, kept[1])
+        return kept[1]
 
     def put(self, key: Hashable, version: Any, value: V) -> None:
         """Keep ``value``, computed after ``version`` was read (None: keep nothing)."""

@@ -47,13 +47,9 @@ def route(kernel: Kernel) -> HTTPRouteHandler:
     async def indexed(resolved: ResolvedPath) -> FileRef | None:
         key = (resolved.library.id, resolved.rel_path)
         version = kernel.db.local_version()
-        ref = known.get(key, version)
+        ref = known.get(key, version, kernel.index.unchanged)  # kept: still the same row?
         if ref is None:
-            stale = known.entry(key)  # kept before another commit: still the same row?
-            if stale is not None and kernel.index.unchanged(stale[1]):
-                ref = stale[1]
-            else:
-                ref = await asyncio.to_thread(kernel.index.get, *key)
+            ref = await asyncio.to_thread(kernel.index.get, *key)
         if ref is not None:
             known.put(key, version, ref)
             return ref
