@@ -21,10 +21,11 @@ import math
 import secrets
 from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import msgspec
 
+# httpx where it is used: its import also loads its command-line client (rich, pygments).
 if TYPE_CHECKING:
+    import httpx
     import numpy as np
 
 EMBEDDING_DIM = 512
@@ -108,6 +109,8 @@ class Apollo:
         max_response_bytes: int,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        import httpx
+
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_response_bytes = max_response_bytes
@@ -144,6 +147,8 @@ class Apollo:
 
     async def _post(self, path: str, jpeg: bytes, filename: str) -> bytes:
         """The body of a 200 answer to a multipart upload of ``jpeg`` as ``file``."""
+        import httpx
+
         url = self.base_url + path
         async with self.slots:
             try:

@@ -14,10 +14,13 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import msgspec
+
+# httpx where it is used: its import also loads its command-line client (rich, pygments).
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,8 @@ class Nominatim:
 
     async def _request(self, lat: float, lon: float) -> tuple[str | None, bool]:
         """(place, whether to cache it)."""
+        import httpx
+
         self.requests += 1
         params = {"format": "jsonv2", "lat": f"{lat}", "lon": f"{lon}", "addressdetails": "1"}
         headers = {"User-Agent": self.user_agent, "Accept": "application/json"}

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import msgspec
 
 from .messages import Message, ToolCall, to_openai
@@ -34,6 +33,9 @@ from .wire import (
     redact,
     transport_errors,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 

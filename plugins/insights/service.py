@@ -18,7 +18,6 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from litestar.exceptions import NotFoundException
 
 from kernel.types import FileRef, ToolContext
@@ -30,7 +29,10 @@ from .openrouter import OpenRouter
 from .settings import CONNECT_TIMEOUT_SECONDS, Environment, InsightsSettings
 from .wire import BackendError, NotConfigured, Refused, Reply
 
+# httpx where it is used: its import also loads its command-line client (rich, pygments).
 if TYPE_CHECKING:
+    import httpx
+
     from kernel.core import Kernel
 
     from .locks import FileLocks
@@ -76,6 +78,8 @@ class InsightService:
         """One client (one connection pool) for every backend, made in the loop that
         first needs it; closed by ``close``."""
         if self._http is None:
+            import httpx
+
             timeout = httpx.Timeout(self.env.request_timeout, connect=CONNECT_TIMEOUT_SECONDS)
             self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         return self._http

@@ -13,10 +13,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
-
-import httpx
+from typing import TYPE_CHECKING
 
 from .messages import ToolCall
+
+# httpx where it is used: its import also loads its command-line client (rich, pygments).
+if TYPE_CHECKING:
+    import httpx
 
 
 class BackendError(Exception):
@@ -98,6 +101,8 @@ async def lines(response: httpx.Response, limit: int) -> AsyncIterator[bytes]:
 def transport_errors(what: str, timeout: float, answered: list[bool]) -> Iterator[None]:
     """Turn httpx's and asyncio's exceptions into ``Unreachable`` (nothing answered yet:
     try the next server) or ``BackendError`` (it answered, then failed)."""
+    import httpx
+
     try:
         yield
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
-import httpx
 import msgspec
+
+# httpx where it is used: its import also loads its command-line client (rich, pygments).
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,8 @@ class Apollo:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
+            import httpx
+
             self._http = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
         return self._http
 
@@ -71,6 +77,8 @@ class Apollo:
 
     async def places_at(self, lat: float, lon: float) -> list[Place] | None:
         """The places containing the point, smallest first; None when Apollo failed."""
+        import httpx
+
         self.requests += 1
         url = self.base_url + "/api/places/contains"
         try:

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import httpx
 import msgspec
+
+# httpx where it is used: its import also loads its command-line client (rich, pygments).
+if TYPE_CHECKING:
+    import httpx
 
 BODY_LIMIT = 8 << 20
 
@@ -58,6 +62,8 @@ class SmsApi:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
+            import httpx
+
             self._http = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
         return self._http
 
@@ -74,6 +80,8 @@ class SmsApi:
         date_to: str | None = None,
         limit: int | None = None,
     ) -> list[TextMessage]:
+        import httpx
+
         params: dict[str, str] = {}
         for name, value in (("q", query), ("from", date_from), ("to", date_to)):
             if value:
