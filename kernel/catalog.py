@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
 
@@ -36,6 +36,8 @@ from kernel.types import (
 
 if TYPE_CHECKING:
     from kernel.core import Kernel
+
+Found = TypeVar("Found")
 
 KERNEL_PARAMS: dict[str, SearchParam] = {
     p.name: p
@@ -172,22 +174,36 @@ class Catalog:
     async def page(
         self, query: SearchQuery, sort: SearchSort, limit: int | None, offset: int, user_id: int
     ) -> tuple[Listing, list[dict[str, Any]]]:
-        """``search`` and ``entries`` of its files in one worker-thread hop: a listing
+        """``search`` and ``entries`` of its files in one worker-thread hop."""
+        return await self.read_entries(
+            lambda: self.search(query, sort, limit, offset), lambda found: found.files, user_id
+        )
+
+    async def read_entries(
+        self,
+        read: Callable[[], Found],
+        refs_of: Callable[[Found], Sequence[FileRef]],
+        user_id: int | None,
+    ) -> tuple[Found, list[dict[str, Any]]]:
+        """What the blocking ``read`` found, and the ``entries`` of its files
+        (``refs_of``), in one worker-thread hop: reading and then asking for the extras
         waited twice for a thread and twice for the event loop, and under load each wait
-        is behind every other request (two hops when a plugin's ``file_extras`` is async)."""
+        is behind every other request (two hops when a plugin's ``file_extras`` is
+        async). ``read`` may raise; the request gets its error."""
         hooks = self.kernel.hooks
 
-        def search_and_extras() -> tuple[Listing, list[Any] | None]:
-            listing = self.search(query, sort, limit, offset)
-            if not listing.files or not hooks.implemented(hooks.file_extras):
-                return listing, []
-            return listing, hooks.file_extras_here(listing.files, user_id)
+        def read_and_extras() -> tuple[Found, Sequence[FileRef], list[Any] | None]:
+            found = read()
+            refs = refs_of(found)
+            if not refs or not hooks.implemented(hooks.file_extras):
+                return found, refs, []
+            return found, refs, hooks.file_extras_here(list(refs), user_id)
 
-        listing, found = await asyncio.to_thread(search_and_extras)
-        if found is None:
-            return listing, await self.entries(listing.files, user_id)
-        extras = [await item if inspect.isawaitable(item) else item for item in found]
-        return listing, self._merged(listing.files, [e for e in extras if e is not None])
+        found, refs, extras = await asyncio.to_thread(read_and_extras)
+        if extras is None:
+            return found, await self.entries(refs, user_id)
+        ready = [await item if inspect.isawaitable(item) else item for item in extras]
+        return found, self._merged(refs, [e for e in ready if e is not None])
 
     async def entries(self, refs: Sequence[FileRef], user_id: int | None) -> list[dict[str, Any]]:
         """Each file's JSON: the kernel's fields, then every plugin's ``file_extras``."""

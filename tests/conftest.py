@@ -53,3 +53,22 @@ def library(tmp_path: Path) -> Path:
     root = tmp_path / "library"
     root.mkdir()
     return root
+
+
+@pytest.fixture
+def thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The functions sent to a worker thread with ``asyncio.to_thread`` from now on: under
+    load each hop waits once for a thread and once more for the event loop, behind every
+    other request, so a route that reads and then asks every plugin for its extras does
+    it in one."""
+    import asyncio
+
+    hops: list[str] = []
+    real = asyncio.to_thread
+
+    def counted(function, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        hops.append(getattr(function, "__qualname__", repr(function)))
+        return real(function, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    return hops

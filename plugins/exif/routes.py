@@ -10,7 +10,6 @@ plugins add (tags, favorite, ...), and a Struct cannot carry fields it does not 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from litestar import get
@@ -21,7 +20,7 @@ from sqlalchemy import Row
 
 from kernel.core import Kernel
 from kernel.deps import CurrentUser
-from kernel.libraries import PathRefused
+from kernel.libraries import PathRefused, ResolvedPath
 from kernel.types import FileRef
 
 from . import store
@@ -32,28 +31,27 @@ from .plugin import Plugin  # loaded lazily by Plugin.routes(), once the module 
 PluginDep = NamedDependency[Plugin]
 
 
-def _file_and_exif(
-    kernel: Kernel, library_id: int, rel_path: str
-) -> tuple[FileRef | None, Row[Any] | None]:
-    """The file's row and its EXIF row, read in one worker-thread hop and one snapshot."""
+def _file_and_exif(kernel: Kernel, resolved: ResolvedPath) -> tuple[FileRef, Row[Any] | None]:
+    """The file's row and its EXIF row, read in one snapshot (raises PathRefused /
+    NotFound)."""
+    if resolved.abs_path.is_dir():
+        raise PathRefused(400, "path is a folder; /photos lists folders")
     with kernel.db.read():  # the two reads below share it (``Database.read`` is reentrant)
-        ref = kernel.index.get(library_id, rel_path)
-        return ref, (store.load(kernel, ref.id) if ref is not None else None)
+        ref = kernel.index.get(resolved.library.id, resolved.rel_path)
+        if ref is None:
+            raise NotFoundException(f"{resolved.rel_path} is not indexed yet; try again shortly")
+        return ref, store.load(kernel, ref.id)
 
 
 async def file_metadata(
     kernel: Kernel, library: str | int | None, path: str, user_id: int | None
 ) -> dict[str, Any]:
-    """The metadata document of one indexed file (raises PathRefused / NotFound)."""
+    """The metadata document of one indexed file (raises PathRefused / NotFound). The
+    rows and every plugin's extras are read in one worker-thread hop."""
     resolved = kernel.libraries.resolve(library, path)
-    if resolved.abs_path.is_dir():
-        raise PathRefused(400, "path is a folder; /photos lists folders")
-    ref, row = await asyncio.to_thread(
-        _file_and_exif, kernel, resolved.library.id, resolved.rel_path
+    (ref, row), (entry,) = await kernel.catalog.read_entries(
+        lambda: _file_and_exif(kernel, resolved), lambda found: [found[0]], user_id
     )
-    if ref is None:
-        raise NotFoundException(f"{resolved.rel_path} is not indexed yet; try again shortly")
-    (entry,) = await kernel.catalog.entries([ref], user_id)
     # After the extras: the full EXIF replaces the compact listing form of our own extra.
     if row is None or ref.content_hash is None or row.content_hash != ref.content_hash:
         entry.update(exif=None, exif_status="pending", exif_error=None, date_taken=None)

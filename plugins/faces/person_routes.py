@@ -125,10 +125,14 @@ async def person_photos(
 ) -> PersonPhotos:
     _page(limit, offset)
     kernel = plugin.kernel
-    total, refs = await _call(
-        search.person_photos, kernel.db, kernel.index, person_id, limit, offset
-    )
-    entries = await kernel.catalog.entries(refs, user.id)
+    try:  # the page and every plugin's extras in one worker-thread hop
+        (total, _refs), entries = await kernel.catalog.read_entries(
+            lambda: search.person_photos(kernel.db, kernel.index, person_id, limit, offset),
+            lambda found: found[1],
+            user.id,
+        )
+    except PersonError as exc:
+        raise HTTPException(status_code=exc.status, detail=exc.detail) from None
     return PersonPhotos(person_id=person_id, total=total, photos=entries)
 
 

@@ -65,8 +65,11 @@ async def list_favorites(
     library_id = kernel.libraries.get(library).id if library else None
     page_size = parse_count("limit", limit, maximum=MAX_LIMIT)
     skip = parse_count("offset", offset) or 0
-    page = await asyncio.to_thread(store.listing, kernel, user.id, library_id, page_size, skip)
-    entries = await kernel.catalog.entries(page.files, user.id)
+    page, entries = await kernel.catalog.read_entries(
+        lambda: store.listing(kernel, user.id, library_id, page_size, skip),
+        lambda found: found.files,
+        user.id,
+    )  # one worker-thread hop for the page and every plugin's extras
     for entry in entries:
         entry["favorited_at"] = page.favorited_at[entry["id"]]
     return FavoriteListing(

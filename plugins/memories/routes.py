@@ -152,10 +152,12 @@ async def build(
     if table is None:
         table = query.mtime_table(kernel, offset)
         source = "mtime"
-    rows = await asyncio.to_thread(query.run, kernel, table, window, scope)
-    # The one file shape of every listing; our capture date replaces any extra of that
-    # name (it is the date the grouping used, from whichever source answered).
-    entries = await kernel.catalog.entries(kernel.index.refs(rows), user_id)
+    # The one file shape of every listing, read with the rows in one worker-thread hop;
+    # our capture date replaces any extra of that name (it is the date the grouping
+    # used, from whichever source answered).
+    rows, entries = await kernel.catalog.read_entries(
+        lambda: query.run(kernel, table, window, scope), kernel.index.refs, user_id
+    )
     today = window.today
     return Memories(
         span=window.span,

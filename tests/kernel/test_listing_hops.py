@@ -23,25 +23,13 @@ class LengthExtras:
         return {f.id: {"name_length": len(f.name)} for f in files}
 
 
-def _hops(monkeypatch) -> list[str]:
-    hops: list[str] = []
-    real = asyncio.to_thread
-
-    def counted(function, /, *args, **kwargs):
-        hops.append(getattr(function, "__qualname__", repr(function)))
-        return real(function, *args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "to_thread", counted)
-    return hops
-
-
-def test_a_page_and_its_extras_take_one_thread_hop(tmp_path, library, monkeypatch):
+def test_a_page_and_its_extras_take_one_thread_hop(tmp_path, library, request):
     for name in ("a.jpg", "b.jpg"):
         make_jpeg(library / name)
     with harness(tmp_path, extra_plugins={"names": NameExtras()}, library=library) as h:
         h.scan()
         assert h.get("/photos", params={"recursive": "true"}).status_code == 200  # warm
-        hops = _hops(monkeypatch)
+        hops = request.getfixturevalue("thread_hops")  # counting from here
         listing = h.get("/photos", params={"recursive": "true"}).json()
         assert [(f["name"], f["shout"]) for f in listing["files"]] == [
             ("a.jpg", "A.JPG"),

@@ -91,6 +91,20 @@ def test_metadata_carries_every_field_the_date_with_offset_and_other_plugins_ext
     assert (body["rating"], body["seen_by"]) == (5, 1)
 
 
+def test_metadata_reads_its_rows_and_every_extra_in_one_thread_hop(
+    tmp_path: Path, library: Path, request: pytest.FixtureRequest
+) -> None:
+    make_jpeg(library / "a.jpg")
+    with harness(tmp_path, ["exif"], extra_plugins={"ratings": ExtrasPlugin()}) as h:
+        h.scan()
+        assert h.get("/image/metadata", params={"path": "a.jpg"}).status_code == 200  # warm
+        hops = request.getfixturevalue("thread_hops")  # counting from here
+        body = h.get("/image/metadata", params={"path": "a.jpg"}).json()
+        assert (body["path"], body["rating"], body["exif_status"]) == ("a.jpg", 5, "ok")
+        assert len(hops) == 1, hops
+        assert h.get("/image/metadata", params={"path": "nope.jpg"}).status_code == 404
+
+
 def test_metadata_refuses_hostile_unknown_and_unindexed_paths(
     tmp_path: Path, library: Path
 ) -> None:

@@ -103,6 +103,18 @@ def test_listing_entries_are_the_catalogs_with_when_they_became_favourites(tmp_p
         assert content["application/json"]["schema"]["$ref"].endswith(f"/{name}")
 
 
+def test_a_page_of_favourites_and_their_extras_take_one_thread_hop(tmp_path, library, request):
+    make_jpeg(library / "a.jpg")
+    with harness(tmp_path, ["favorites"], extra_plugins={"stars": Stars()}) as h:
+        h.scan()
+        favorite(h, "a.jpg")
+        my_favorites(h)  # warm
+        hops = request.getfixturevalue("thread_hops")  # counting from here
+        (entry,) = my_favorites(h)["files"]
+        assert (entry["path"], entry["favorite"], entry["stars"]) == ("a.jpg", True, 5)
+        assert len(hops) == 1, hops
+
+
 def test_bad_requests(h, library):
     make_jpeg(library / "unscanned.jpg")
     for body, status in (

@@ -195,6 +195,18 @@ def test_items_are_the_kernels_file_entries_with_memories_date(h: Harness) -> No
     assert listed.keys() == item.keys()  # the same shape as /photos
 
 
+def test_an_answer_reads_its_rows_and_every_extra_in_one_thread_hop(
+    h: Harness, request: pytest.FixtureRequest
+) -> None:
+    memories(h, date="2026-11-24", span="day")  # warm, and no answer kept for the 25th
+    hops = request.getfixturevalue("thread_hops")  # counting from here
+    (group,) = memories(h, date="2026-11-25", span="day")["years"]
+    assert [(item["path"], item["dated_by"]) for item in group["items"]] == [
+        ("2024/nov25.jpg", "capture_dates")
+    ]
+    assert len(hops) == 1, hops
+
+
 def test_a_file_the_dating_plugin_does_not_know_is_no_memory(h: Harness) -> None:
     # undated.jpg has 23 Nov 2022 as its mtime, but the plugin that answers
     # date_taken_table has no date for it, and memories does not mix sources.
