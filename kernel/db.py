@@ -118,7 +118,7 @@ class Database:
             _configure_postgresql(self.engine)
         self._write_lock = threading.Lock()
         self._reading = threading.local()  # the read transaction open in this thread
-        self._prepared: dict[Callable[..., Any], Any] = {}
+        self._prepared: dict[Any, Any] = {}  # by build function, or (table, key) for upsert
         self._memory = memory
         self._version_lock = threading.Lock()
         self._row_sql: dict[tuple[Any, ...], str] = {}  # ``row_now``'s statements
@@ -189,6 +189,23 @@ class Database:
         """A dialect INSERT supporting ``on_conflict_do_nothing/do_update``."""
         module = sqlite if self.is_sqlite else postgresql
         return module.insert(table)
+
+    def upsert(self, table: Table, key: str) -> Any:
+        """The INSERT of ``table`` rows that replaces the other columns (all but the
+        primary key) of a row whose ``key`` exists already, built once per database and
+        table: building it (the ``excluded`` columns) cost more than writing a batch of
+        EXIF rows."""
+        found = self._prepared.get((table, key))
+        if found is None:
+            statement = self.insert(table)
+            others = {
+                c.name: statement.excluded[c.name]
+                for c in table.c
+                if c.name != key and not c.primary_key
+            }
+            found = statement.on_conflict_do_update(index_elements=[key], set_=others)
+            self._prepared[(table, key)] = found
+        return found
 
     def among(
         self, column: Any, ids: Sequence[Any] | BindParameter[Any], *, texts: bool = False

@@ -108,11 +108,8 @@ def upsert(kernel: Kernel, rows: Sequence[dict[str, Any]]) -> None:
     """Write extraction results in one transaction, replacing stale rows of the same files."""
     if not rows:
         return
-    statement = kernel.db.insert(image_exif)
-    updated = {c.name: statement.excluded[c.name] for c in image_exif.c if c.name != "file_id"}
-    statement = statement.on_conflict_do_update(index_elements=["file_id"], set_=updated)
     with kernel.db.write() as conn:
-        conn.execute(statement, list(rows))
+        conn.execute(kernel.db.upsert(image_exif, "file_id"), list(rows))
 
 
 def forget(kernel: Kernel, file_id: int) -> None:

@@ -190,14 +190,9 @@ def record_many(db: Database, records: Sequence[Record]) -> list[State]:
             if merged is not None:
                 known[record.ref.id] = merged
         states = [known[i] for i in ids if i in known]
-        stmt = db.insert(thumbnails)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["file_id"],
-            set_={c.name: stmt.excluded[c.name] for c in thumbnails.c if c.name != "file_id"},
-        )
         rows_out = [_values(state) for state in states if state.file_id in alive]
         if rows_out:
-            conn.execute(stmt, rows_out)
+            conn.execute(db.upsert(thumbnails, "file_id"), rows_out)
     return states
 
 

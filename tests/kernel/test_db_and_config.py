@@ -197,6 +197,31 @@ def test_the_sqlite_memory_map_and_cache_are_settings(tmp_path, library):
 
 
 @pytest.mark.db
+def test_an_upsert_adds_or_replaces_every_other_column_and_is_built_once(tmp_path):
+    """``Database.upsert``: rows whose key is new are added, rows whose key exists have
+    every other column replaced, in one statement built once per database and table."""
+    with harness(tmp_path) as h:
+        db = h.kernel.db
+        row = {"password_hash": "old", "token_version": 1, "created_at": 1.0}
+        with db.write() as conn:
+            conn.execute(db.upsert(users, "username"), [{"username": "ann", **row}])
+        replaced = {"password_hash": "new", "token_version": 2, "created_at": 1.0}
+        with db.write() as conn:
+            conn.execute(
+                db.upsert(users, "username"),
+                [{"username": "ann", **replaced}, {"username": "bob", **row}],
+            )
+        with db.read() as conn:
+            found = conn.execute(
+                select(users.c.username, users.c.password_hash, users.c.token_version)
+                .where(users.c.username.in_(["ann", "bob"]))
+                .order_by(users.c.username)
+            ).all()
+        assert [tuple(r) for r in found] == [("ann", "new", 2), ("bob", "old", 1)]
+        assert db.upsert(users, "username") is db.upsert(users, "username")
+
+
+@pytest.mark.db
 def test_a_prepared_statement_is_built_once_and_runs_with_each_call_s_ids(tmp_path):
     """``Database.prepared`` builds a statement once per database; with ``among`` over
     ``ids_param`` it answers any list of ids (none, one, many, unknown ones) correctly."""

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from kernel import hookimpl
 from kernel.testing import harness, make_jpeg
+
+pytestmark = pytest.mark.db
 
 
 class NameExtras:
