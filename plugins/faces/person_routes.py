@@ -4,6 +4,8 @@ faces already bound to them are this server's data."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -28,12 +30,19 @@ from .tables import face_detections as fd
 PluginDep = NamedDependency[Plugin]
 
 
-async def _call(function: Any, *args: Any) -> Any:
-    """Run a blocking persons operation; its refusals become HTTP errors."""
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A persons operation's refusals (``PersonError``) become HTTP errors."""
     try:
-        return await asyncio.to_thread(function, *args)
+        yield
     except PersonError as exc:
         raise HTTPException(status_code=exc.status, detail=exc.detail) from None
+
+
+async def _call(function: Any, *args: Any) -> Any:
+    """Run a blocking persons operation in a worker thread."""
+    with _refusals():
+        return await asyncio.to_thread(function, *args)
 
 
 def _one(plugin: Plugin, person_id: int) -> dict[str, Any]:
@@ -125,14 +134,12 @@ async def person_photos(
 ) -> PersonPhotos:
     _page(limit, offset)
     kernel = plugin.kernel
-    try:  # the page and every plugin's extras in one worker-thread hop
+    with _refusals():  # the page and every plugin's extras in one worker-thread hop
         (total, _refs), entries = await kernel.catalog.read_entries(
             lambda: search.person_photos(kernel.db, kernel.index, person_id, limit, offset),
             lambda found: found[1],
             user.id,
         )
-    except PersonError as exc:
-        raise HTTPException(status_code=exc.status, detail=exc.detail) from None
     return PersonPhotos(person_id=person_id, total=total, photos=entries)
 
 
