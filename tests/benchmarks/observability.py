@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -57,10 +58,12 @@ GOALS = {"metrics on": 1.05, "tracing exporting": 1.15, "metrics + tracing": 1.1
 
 
 class Sink(BaseHTTPRequestHandler):
-    """An OTLP/HTTP endpoint that accepts and drops every export."""
+    """An OTLP/HTTP endpoint that accepts every export and keeps only the last."""
+
+    last = b""
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        Sink.last = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")
@@ -250,9 +253,30 @@ def main() -> None:
                 f"  {name:<30} p50 {p50:7.2f} ms  x{ratio:.3f}{verdict}"
                 f"  | CPU {per_request:.2f} ms/request x{per_request / base_cpu:.3f}"
             )
+        if args.live and Sink.last:
+            sdk_floor(base, otlp, base_cpu, baseline)
     finally:
         sink.shutdown()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def sdk_floor(base: Path, otlp: str, base_cpu: float, base_p50: float) -> None:
+    """The OpenTelemetry SDK's own cost for the spans of one traced request
+    (``span_floor.py``, in a process of its own, on an export the servers sent): the
+    least tracing can add with these spans, whatever the instrumentation does."""
+    export = base / "export.pb"
+    export.write_bytes(Sink.last)
+    script = Path(__file__).with_name("span_floor.py")
+    out = subprocess.run(
+        [sys.executable, str(script), str(export), otlp],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    spans, cpu = int(out[0]), float(out[1])
+    print(
+        f"  the SDK alone, the {spans} spans of one request: CPU {cpu:.2f} ms/request"
+        f" = x{(base_cpu + cpu) / base_cpu:.3f} of the baseline's CPU,"
+        f" x{(base_p50 + cpu) / base_p50:.3f} of its p50 if nothing ran beside it"
+    )
 
 
 if __name__ == "__main__":
