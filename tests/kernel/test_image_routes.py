@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 from PIL import Image
 
 from kernel.testing import harness, make_jpeg, make_video
+from media.serving import ChunkBuffers
+from media.serving import _read_cached as read_cached
 
 pytestmark = pytest.mark.db
 
@@ -68,13 +71,18 @@ def open_descriptors_of(path: Path) -> int:
     return count
 
 
+def noise_photo(path: Path) -> bytes:
+    """A JPEG of pure noise, more than three of the server's reads long; its bytes."""
+    noise = np.random.default_rng(7).integers(0, 256, (1600, 2400, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(path, quality=95)
+    return path.read_bytes()
+
+
 def test_a_large_original_streams_whole_and_in_ranges(tmp_path, library):
     """A photo of several MiB is sent in more than one read: every byte arrives, ranges
     across read boundaries are exact, and no answer leaves the file open."""
-    noise = np.random.default_rng(7).integers(0, 256, (1600, 2400, 3), dtype=np.uint8)
     path = library / "panorama.jpg"
-    Image.fromarray(noise).save(path, quality=95)
-    data = path.read_bytes()
+    data = noise_photo(path)
     size = len(data)
     assert size > 3 * 1024 * 1024  # more than three of the server's reads
     with harness(tmp_path) as h:
@@ -105,3 +113,103 @@ def test_executable_types_are_never_inline(tmp_path, library):
             assert response.headers["content-type"] == "application/octet-stream"
             assert response.headers["content-disposition"].startswith("attachment")
             assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_chunk_the_transport_still_holds_is_never_overwritten(tmp_path, library):
+    """uvicorn's transport (uvloop) keeps a view of every chunk it has not written yet,
+    and streamed files are read into reused buffers: a client that reads slowly must
+    still get every byte as it is on disk. Here the ASGI send keeps every chunk it is
+    given, as such a transport does, and joins them only at the end."""
+    data = noise_photo(library / "panorama.jpg")
+    with harness(tmp_path) as h:
+        for headers, expected in (([], data), ([(b"range", b"bytes=1000-3500000")],
+                                               data[1000:3500001])):  # fmt: skip
+            chunks = h.client.blocking_portal.call(asgi_get, h, "panorama.jpg", headers)
+            assert len(chunks) > 3
+            assert b"".join(chunks) == expected
+
+
+def test_a_client_that_leaves_mid_file_stops_the_reading(tmp_path, library):
+    """A video player that seeks drops the connection it was reading: the server stops
+    reading the file there and closes it."""
+    path = library / "panorama.jpg"
+    data = noise_photo(path)
+    with harness(tmp_path) as h:
+        chunks = h.client.blocking_portal.call(asgi_get, h, "panorama.jpg", [], 1)
+        assert 1 <= len(chunks) < 3 and data.startswith(b"".join(chunks))
+        assert open_descriptors_of(path) == 0
+
+
+async def asgi_get(h, path: str, headers: list, leave_after: int = 0) -> list:
+    """GET /image?path=... straight through the ASGI app; the body chunks as sent. With
+    ``leave_after``, the client disconnects once it has that many chunks."""
+    finished = asyncio.Event()
+    chunks: list = []
+    requested = False
+
+    async def receive() -> dict:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await finished.wait()  # as uvicorn: the client "leaves" once the answer is sent
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body":
+            if message.get("body"):
+                chunks.append(message["body"])  # kept, not copied
+            if not message.get("more_body") or len(chunks) == leave_after:
+                finished.set()
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/image", "raw_path": b"/image", "root_path": "",
+        "query_string": f"path={path}".encode(),
+        "headers": [(b"host", b"testserver"),
+                    (b"authorization", f"Bearer {h.token}".encode()), *headers],
+        "client": ("127.0.0.1", 50000), "server": ("testserver", 80), "state": {},
+    }  # fmt: skip
+    await h.app(scope, receive, send)
+    return chunks
+
+
+def test_stream_buffers_are_reused_only_when_nothing_else_holds_them():
+    """What keeps streaming an original from faulting in fresh memory for every chunk,
+    without ever handing out a buffer a transport is still writing from."""
+    buffers = ChunkBuffers(16, keep=2)
+    held: list = []
+    first = buffers.for_stream(held)
+    assert buffers.for_stream(held) is first  # written already: read into it again
+    in_flight = memoryview(first)[:8]  # the transport has not written it yet
+    second = buffers.for_stream(held)
+    assert second is not first and held == [first, second]
+    del in_flight
+    assert buffers.for_stream(held) is first
+    view = memoryview(second)
+    buffers.release(held)
+    assert buffers.free == [first] and held == []  # still being written: not kept
+    del view
+    other: list = []
+    assert buffers.for_stream(other) is first  # the next stream reuses it
+    buffers.release([bytearray(16), bytearray(16), bytearray(16)])
+    assert len(buffers.free) == 2  # no more than ``keep``
+
+
+def test_an_original_not_in_the_page_cache_is_read_in_a_worker_thread(tmp_path, library):
+    """A chunk the page cache holds is read on the event loop; one that needs the disk
+    is not (reading it there would stall every other request): it is read in a worker
+    thread, and the client gets the same bytes."""
+    path = library / "cold.jpg"
+    data = noise_photo(path)
+    with harness(tmp_path) as h:
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())  # clean pages: the kernel may drop them
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            assert read_cached(handle.fileno(), memoryview(bytearray(4096)), 0) is None
+            assert read_cached(handle.fileno(), memoryview(bytearray(4096)), 0) is None
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        response = h.get("/image", params={"path": "cold.jpg"})
+        assert response.status_code == 200 and response.content == data
+        with open(path, "rb") as handle:  # read once, now cached: read right here
+            assert read_cached(handle.fileno(), memoryview(bytearray(4096)), 0) == 4096
