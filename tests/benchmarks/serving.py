@@ -2,12 +2,12 @@
 bare Litestar route serving the same bytes, all measured with wrk in the same run.
 
     .venv/bin/python tests/benchmarks/serving.py [--workers 2] [--seconds 10]
-        [--connections 64] [--keep DIR]
+        [--connections 64] [--rounds 1] [--keep DIR]
 
 Needs ``wrk`` and ``nginx`` (the distribution's packages; benchmarks only, never the
 default install). Builds a small library (one 640x480 photo for thumbnails, one ~6 MB
 photo for originals), scans it with the shipped plugins so the thumbnail is already
-rendered, then runs each server in turn on 127.0.0.1:
+rendered, then runs three servers on 127.0.0.1:
 
 * imageapi: ``imageapi serve --workers N --no-scan``, ``GET /image?path=...&size=thumb``
   and ``GET /image?path=big.jpg`` with a bearer token;
@@ -16,7 +16,10 @@ rendered, then runs each server in turn on 127.0.0.1:
   (uvloop, httptools) and process count: the framework's ceiling;
 * nginx: the same two files as static files, ``worker_processes N``.
 
-Prints requests/s, p99 latency and bytes/s per case, and imageapi's ratio to each
+The three servers run at once and the six cases take turns, ``--rounds`` times, so that
+load from elsewhere falls on every case alike (one case after another, a burst could
+decide a ratio: originals measured 0.72 and 1.08 of nginx in two runs of the same code).
+Prints each case's median requests/s, p99 latency and bytes/s, and imageapi's ratio to each
 reference (the issue's goals: thumbnails >= 0.5 of bare Litestar with p99 <= 50 ms;
 originals >= 0.8 of nginx's bytes per second).
 """
@@ -29,6 +32,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -190,6 +194,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=1, help="turns of every case")
     parser.add_argument("--keep", type=Path)
     opts = parser.parse_args()
     for tool in ("wrk", "nginx"):
@@ -199,37 +204,53 @@ def main() -> None:
     home.mkdir(parents=True, exist_ok=True)
     home.chmod(0o755)  # mkdtemp's 0700 kept nginx's workers (another user) out: 403s
     library = build_library(home) if not (home / "library").exists() else home / "library"
-    python = sys.executable
     port = free_port()
     env = server_env(home, port, library)
-    cli = CLI
-    subprocess.run([*cli, "scan"], env=env, cwd=home, check=True, capture_output=True)
+    subprocess.run([*CLI, "scan"], env=env, cwd=home, check=True, capture_output=True)
     subprocess.run(
-        [*cli, "user", "add", "bench", "--password-stdin"],
+        [*CLI, "user", "add", "bench", "--password-stdin"],
         env=env, cwd=home, input=b"bench-password\n", capture_output=True,
     )  # fmt: skip
-    server = start([*cli, "serve", "--no-scan", "--workers", str(opts.workers)],
-                   env, home / "imageapi.log", home)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    servers: list[subprocess.Popen] = []
     try:
-        wait_up(f"{base}/health")
-        login = {"username": "bench", "password": "bench-password"}
-        token = httpx.post(f"{base}/login", json=login).json()["token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        thumb_url = f"{base}/image?path=thumb-source.jpg&size=thumb"
-        thumb = httpx.get(thumb_url, headers=auth)
-        thumb.raise_for_status()
-        (home / "static").mkdir(exist_ok=True)
-        (home / "static" / "thumb.jpg").write_bytes(thumb.content)
-        shutil.copy(library / "big.jpg", home / "static" / "big.jpg")
-        results = {
-            "imageapi thumb": wrk(thumb_url, opts.seconds, opts.connections, auth, server.pid),
-            "imageapi original": wrk(
-                f"{base}/image?path=big.jpg", opts.seconds, opts.connections, auth, server.pid
-            ),
-        }
+        cases, thumb_size = start_servers(opts, home, library, env, port, servers)
+        samples: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
+        for _ in range(opts.rounds):  # the cases take turns: drift hits them alike
+            for name, (url, headers, pid) in cases.items():
+                samples[name].append(wrk(url, opts.seconds, opts.connections, headers, pid))
     finally:
-        stop(server)
+        for server in servers:
+            stop(server)
+    results = {name: median_run(runs) for name, runs in samples.items()}
+    report(opts, results, thumb_size, (library / "big.jpg").stat().st_size)
+    if opts.keep is None:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def start_servers(
+    opts: argparse.Namespace,
+    home: Path,
+    library: Path,
+    env: dict[str, str],
+    port: int,
+    servers: list[subprocess.Popen],
+) -> tuple[dict[str, tuple[str, dict[str, str], int]], int]:
+    """imageapi, the bare Litestar app and nginx, all up at once (each added to
+    ``servers`` as it starts): every case as (URL, headers, server pid), and the size
+    of the thumbnail."""
+    imageapi = start([*CLI, "serve", "--no-scan", "--workers", str(opts.workers)],
+                     env, home / "imageapi.log", home)  # fmt: skip
+    servers.append(imageapi)
+    base = f"http://127.0.0.1:{port}"
+    wait_up(f"{base}/health")
+    login = {"username": "bench", "password": "bench-password"}
+    auth = {"Authorization": f"Bearer {httpx.post(f'{base}/login', json=login).json()['token']}"}
+    thumb_url = f"{base}/image?path=thumb-source.jpg&size=thumb"
+    thumb = httpx.get(thumb_url, headers=auth)
+    thumb.raise_for_status()
+    (home / "static").mkdir(exist_ok=True)
+    (home / "static" / "thumb.jpg").write_bytes(thumb.content)
+    shutil.copy(library / "big.jpg", home / "static" / "big.jpg")
 
     bare_port = free_port()
     (home / "bare_app.py").write_text(BARE_APP)
@@ -240,19 +261,13 @@ def main() -> None:
         "PYTHONPATH": str(home),
     }
     bare = start(
-        [python, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port), "--workers",
-         str(opts.workers), "--log-level", "warning", "--no-access-log"],
+        [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port),
+         "--workers", str(opts.workers), "--log-level", "warning", "--no-access-log"],
         bare_env, home / "bare.log", home,
     )  # fmt: skip
-    try:
-        wait_up(f"http://127.0.0.1:{bare_port}/image")
-        url = f"http://127.0.0.1:{bare_port}/image"
-        results["bare litestar thumb"] = wrk(url, opts.seconds, opts.connections, {}, bare.pid)
-        results["bare litestar original"] = wrk(
-            url.replace("/image", "/original"), opts.seconds, opts.connections, {}, bare.pid
-        )
-    finally:
-        stop(bare)
+    servers.append(bare)
+    bare_url = f"http://127.0.0.1:{bare_port}"
+    wait_up(f"{bare_url}/image")
 
     nginx_port = free_port()
     conf = home / "nginx.conf"
@@ -260,17 +275,32 @@ def main() -> None:
         NGINX_CONF.format(workers=opts.workers, home=home, port=nginx_port, root=home / "static")
     )
     nginx = start(["nginx", "-c", str(conf), "-g", "daemon off;"], env, home / "nginx.log", home)
-    try:
-        wait_up(f"http://127.0.0.1:{nginx_port}/thumb.jpg")
-        static = f"http://127.0.0.1:{nginx_port}"
-        for name, file in (("nginx thumb", "thumb.jpg"), ("nginx original", "big.jpg")):
-            results[name] = wrk(f"{static}/{file}", opts.seconds, opts.connections, {}, nginx.pid)
-    finally:
-        stop(nginx)
+    servers.append(nginx)
+    static = f"http://127.0.0.1:{nginx_port}"
+    wait_up(f"{static}/thumb.jpg")
+    cases = {
+        "imageapi thumb": (thumb_url, auth, imageapi.pid),
+        "bare litestar thumb": (f"{bare_url}/image", {}, bare.pid),
+        "nginx thumb": (f"{static}/thumb.jpg", {}, nginx.pid),
+        "imageapi original": (f"{base}/image?path=big.jpg", auth, imageapi.pid),
+        "bare litestar original": (f"{bare_url}/original", {}, bare.pid),
+        "nginx original": (f"{static}/big.jpg", {}, nginx.pid),
+    }
+    return cases, len(thumb.content)
 
-    big_size = (library / "big.jpg").stat().st_size
-    print(f"{opts.workers} processes, {opts.connections} connections, {opts.seconds} s each;"
-          f" thumbnail {len(thumb.content)} bytes, original {big_size} bytes")  # fmt: skip
+
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over a case's runs."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def report(
+    opts: argparse.Namespace, results: dict[str, dict[str, float]], thumb_size: int,
+    big_size: int,
+) -> None:  # fmt: skip
+    print(f"{opts.workers} processes, {opts.connections} connections, {opts.seconds} s each,"
+          f" median of {opts.rounds} rounds taking turns;"
+          f" thumbnail {thumb_size} bytes, original {big_size} bytes")  # fmt: skip
     print(f"{'case':<22} {'req/s':>10} {'p99 ms':>8} {'MB/s':>9} {'errors':>7} {'CPU ms/req':>11}")
     for name, r in results.items():
         print(f"{name:<22} {r['rps']:>10.0f} {r['p99_ms']:>8.1f}"
@@ -281,18 +311,16 @@ def main() -> None:
     original_ratio = (
         results["imageapi original"]["bytes_per_s"] / results["nginx original"]["bytes_per_s"]
     )
-    print(f"thumbnails: {thumb_ratio:.2f} of bare Litestar (goal >= 0.5),"
-          f" {nginx_ratio:.3f} of nginx; p99 {results['imageapi thumb']['p99_ms']:.1f} ms"
-          " (goal <= 50)")  # fmt: skip
     ceiling = (
         results["bare litestar original"]["bytes_per_s"] / results["nginx original"]["bytes_per_s"]
     )
+    print(f"thumbnails: {thumb_ratio:.2f} of bare Litestar (goal >= 0.5),"
+          f" {nginx_ratio:.3f} of nginx; p99 {results['imageapi thumb']['p99_ms']:.1f} ms"
+          " (goal <= 50)")  # fmt: skip
     print(f"originals: {original_ratio:.2f} of nginx's bytes per second (goal >= 0.8);"
           f" the bare route sending them from memory: {ceiling:.2f}")  # fmt: skip
     cpu_ratio = results["bare litestar thumb"]["cpu_ms"] / results["imageapi thumb"]["cpu_ms"]
     print(f"thumbnails by CPU per request: {cpu_ratio:.2f} of bare Litestar")
-    if opts.keep is None:
-        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
