@@ -25,19 +25,6 @@ from kernel.tables import files
 if TYPE_CHECKING:
     from kernel.core import Kernel
 
-DEFAULT_BIND = "127.0.0.1:8088"
-
-
-def parse_bind(value: str | None) -> tuple[str, int] | None:
-    """``METRICS_BIND`` as (host, port); None for ``off``. ``[::1]:8088`` for IPv6."""
-    value = (value or DEFAULT_BIND).strip()
-    if value.lower() in ("off", "false", "0", "no", "none"):
-        return None
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"METRICS_BIND must be HOST:PORT or off, not {value!r}")
-    return host.strip("[]"), int(port)
-
 
 def request_middleware() -> Any:
     """Litestar's Prometheus middleware, labelled by route template (not raw path)."""
