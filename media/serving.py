@@ -117,6 +117,8 @@ class FileStream(Stream):
     def to_asgi_response(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["media_type"] = self.media_type
         response = super().to_asgi_response(*args, **kwargs)
+        # Litestar builds its own streaming response with no way to choose the class;
+        # FileChunks adds no field, only its ``send_body``.
         response.__class__ = FileChunks
         return response
 
