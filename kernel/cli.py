@@ -25,7 +25,7 @@ from kernel.background import BackgroundLock, stop_with_parent
 from kernel.config import Config, ConfigError, load_config
 from kernel.core import Kernel
 from kernel.manager import build_plugin_manager
-from media.demo import create_demo_library
+from kernel.media.demo import create_demo_library
 
 if TYPE_CHECKING:
     from litestar import Litestar

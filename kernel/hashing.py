@@ -8,7 +8,7 @@ from pathlib import Path
 
 import blake3
 
-from media.mediatypes import MAGIC_BYTES_NEEDED, confirm
+from kernel.media.mediatypes import MAGIC_BYTES_NEEDED, confirm
 
 CHUNK = 1 << 20
 

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from kernel import moves
 from kernel.index import FILE_COLUMNS, Stat, under_folder
 from kernel.libraries import Library, ResolvedPath
+from kernel.media.mediatypes import media_type_for
 from kernel.tables import files
 from kernel.types import FileRef
 from kernel.walk import link_allowed, within
-from media.mediatypes import media_type_for
 
 if TYPE_CHECKING:
     from kernel.core import Kernel

@@ -29,8 +29,8 @@ from kernel.app import create_app
 from kernel.auth import create_user, issue_token, list_users
 from kernel.config import Config, load_config
 from kernel.core import Kernel
+from kernel.media.samples import make_jpeg, make_video
 from kernel.scanner import ScanReport
-from media.samples import make_jpeg, make_video
 
 TEST_DATABASE_ENV = "IMAGEAPI_TEST_DATABASE_URL"
 __all__ = [

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from stat import S_ISREG
 
 from kernel.index import Stat
-from media.mediatypes import MEDIA_TYPE_BY_EXTENSION
+from kernel.media.mediatypes import MEDIA_TYPE_BY_EXTENSION
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from watchfiles import Change, awatch
 
 from kernel.index import Stat
 from kernel.libraries import Library
+from kernel.media.mediatypes import media_type_for
 from kernel.walk import link_allowed, walk, within
-from media.mediatypes import media_type_for
 
 if TYPE_CHECKING:
     from kernel.core import Kernel

@@ -17,11 +17,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, QueryParameter
 
 from kernel.libraries import PathRefused, ResolvedPath
+from kernel.media.mediatypes import content_type_for
+from kernel.media.serving import send_file
 from kernel.schemas import BAD_REQUEST
 from kernel.types import FileRef
 from kernel.versioned import VersionedCache
-from media.mediatypes import content_type_for
-from media.serving import send_file
 
 if TYPE_CHECKING:
     from kernel.core import Kernel

@@ -20,14 +20,14 @@ from sqlalchemy import select, update
 from kernel import moves
 from kernel.core import Kernel
 from kernel.index import FILE_COLUMNS, Stat
-from kernel.tables import files
-from kernel.types import FileRef
-from media.mediatypes import (
+from kernel.media.mediatypes import (
     MAGIC_BYTES_NEEDED,
     RAW_EXTENSIONS,
     extension_of,
     media_type_for,
 )
+from kernel.tables import files
+from kernel.types import FileRef
 
 # Detected format → (the extension suggested, every extension that is no lie for it).
 _ISO_VIDEO = frozenset({"mp4", "m4v", "mov", "3gp", "3g2"})

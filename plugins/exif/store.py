@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, Select, delete, select
 
-from media.dates import iso_datetime
+from kernel.media.dates import iso_datetime
 
 from .geo import unit_vector
 from .model import ExifData

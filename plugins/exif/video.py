@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from media.ffmpeg import input_url, main_video_stream, open_options, stream_rotation
+from kernel.media.ffmpeg import input_url, main_video_stream, open_options, stream_rotation
 
 from . import dates
 

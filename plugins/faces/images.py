@@ -17,8 +17,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from kernel.media.mediatypes import RAW_EXTENSIONS
 from kernel.types import FileRef
-from media.mediatypes import RAW_EXTENSIONS
 
 JPEG_QUALITY = 90
 

@@ -22,9 +22,9 @@ from sqlalchemy import select
 
 from kernel.index import FILE_COLUMNS
 from kernel.libraries import PathRefused
+from kernel.media.serving import serve_file
 from kernel.tables import files
 from kernel.types import FileRef, InvalidParameter
-from media.serving import serve_file
 
 from . import (
     Plugin,  # loaded lazily by Plugin.routes(), once the package is complete

@@ -26,9 +26,9 @@ from kernel.auth import User, user_by_id, user_for_token
 from kernel.core import Kernel
 from kernel.deps import CurrentUser
 from kernel.libraries import PathRefused
+from kernel.media.mediatypes import media_type_for
+from kernel.media.serving import send_file
 from kernel.types import FileRef, InvalidParameter
-from media.mediatypes import media_type_for
-from media.serving import send_file
 
 from . import Plugin, jobs, layout, tokens
 

@@ -1,7 +1,7 @@
 """One ffmpeg run: look at the source, decide remux or transcode, run ffmpeg, watch it.
 
 Safety before anything runs: the source is probed with PyAV under the kernel's demuxer
-allowlist (``media.ffmpeg.probe_video``), so a playlist or ffconcat script saved as
+allowlist (``kernel.media.ffmpeg.probe_video``), so a playlist or ffconcat script saved as
 ``.mp4``, or anything else that is not a camera/phone container, is refused without
 ffmpeg ever following it to other files. ffmpeg then gets the probed demuxer forced with
 ``-f``, the same allowlist, ``-protocol_whitelist file`` and an absolute ``file:`` URL,
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from media.ffmpeg import (
+from kernel.media.ffmpeg import (
     INPUT_DEMUXERS,
     MediaProbeError,
     av_reason,

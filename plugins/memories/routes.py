@@ -20,8 +20,8 @@ from litestar.params import FromQuery, QueryParameter
 
 from kernel.deps import CurrentUser
 from kernel.libraries import PathRefused
+from kernel.media.dates import iso_datetime
 from kernel.types import InvalidParameter
-from media.dates import iso_datetime
 
 from . import (
     Plugin,  # loaded lazily by Plugin.routes(), once the package is complete

@@ -211,7 +211,7 @@ class Tracing:
         from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
         from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 
-        from media import ffmpeg
+        from kernel.media import ffmpeg
 
         sql_tracer(EngineTracer)(self.tracer, self.kernel.db.engine, _NoCounter())
         HTTPXClientInstrumentor().instrument(tracer_provider=self.provider)
@@ -224,7 +224,7 @@ class Tracing:
         if self.instrumented:
             from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-            from media import ffmpeg
+            from kernel.media import ffmpeg
 
             HTTPXClientInstrumentor().uninstrument()  # the engine goes with the kernel
             if ffmpeg.tracer is self.tracer:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from media.mediatypes import RAW_EXTENSIONS, VIDEO_EXTENSIONS, extension_of
+from kernel.media.mediatypes import RAW_EXTENSIONS, VIDEO_EXTENSIONS, extension_of
 
 from .budget import PixelBudget
 from .imaging import RenderError, describe, encode, open_image, shrink

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from media.ffmpeg import (
+from kernel.media.ffmpeg import (
     av_reason,
     input_url,
     main_video_stream,

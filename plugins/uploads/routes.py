@@ -27,8 +27,8 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Requ
 from kernel.deps import KernelDep
 from kernel.index import Stat
 from kernel.libraries import PathRefused, ResolvedPath
+from kernel.media.mediatypes import media_type_for, sniff
 from kernel.schemas import BAD_REQUEST, Problem
-from media.mediatypes import media_type_for, sniff
 
 from . import Plugin
 from .form import FormHandler, MultipartReader, boundary_of

@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from kernel.media.ffmpeg import ffmpeg_path, run_ffmpeg
 from kernel.testing import harness
-from media.ffmpeg import ffmpeg_path, run_ffmpeg
 from plugins.hls import runner
 from plugins.hls.settings import HlsSettings
 

@@ -48,7 +48,7 @@ from serving import cpu_seconds, free_port, start, stop, wait_up
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from media.samples import make_jpeg  # noqa: E402
+from kernel.media.samples import make_jpeg  # noqa: E402
 
 CAMERAS = [("Canon", "EOS 80D"), ("NIKON CORPORATION", "NIKON D750"), ("Apple", "iPhone 13")]
 ROUTES = {  # name: connections

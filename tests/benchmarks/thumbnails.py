@@ -46,7 +46,7 @@ from PIL import Image
 from kernel.config import load_config
 from kernel.core import Kernel
 from kernel.hashing import hash_file
-from media.ffmpeg import run_ffmpeg
+from kernel.media.ffmpeg import run_ffmpeg
 from plugins.thumbnails.dispatch import render
 
 CPUS = os.cpu_count() or 1

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from kernel.media.ffmpeg import run_ffmpeg
 from kernel.testing import Harness, harness, make_jpeg
-from media.ffmpeg import run_ffmpeg
 
 pytestmark = [pytest.mark.db, pytest.mark.requires_plugins("exif", "memories")]
 

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from kernel.media.ffmpeg import run_ffmpeg
 from kernel.testing import TEST_DATABASE_ENV, fresh_database_url, make_jpeg, make_video
-from media.ffmpeg import run_ffmpeg
 
 sys.path.insert(0, str(Path(__file__).parent))  # the shared installation helper
 from installation import Installation

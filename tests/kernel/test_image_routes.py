@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kernel.media.serving import ChunkBuffers
+from kernel.media.serving import _read_cached as read_cached
 from kernel.testing import harness, make_jpeg, make_video
-from media.serving import ChunkBuffers
-from media.serving import _read_cached as read_cached
 
 pytestmark = pytest.mark.db
 

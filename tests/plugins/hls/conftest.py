@@ -19,7 +19,7 @@ from typing import Any
 import av
 import pytest
 
-from media.ffmpeg import ffmpeg_path
+from kernel.media.ffmpeg import ffmpeg_path
 
 SIZE = "160x120"
 

@@ -19,9 +19,9 @@ from sqlalchemy import insert, select
 from kernel.app import create_app
 from kernel.auth import issue_token
 from kernel.core import Kernel
+from kernel.media.ffmpeg import ffmpeg_path
 from kernel.tables import users
 from kernel.testing import Harness, fresh_database_url, harness, make_config
-from media.ffmpeg import ffmpeg_path
 from plugins.hls import jobs, layout
 
 pytestmark = pytest.mark.db

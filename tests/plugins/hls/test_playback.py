@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
+from kernel.media.ffmpeg import probe_video
 from kernel.testing import harness
-from media.ffmpeg import probe_video
 
 pytestmark = pytest.mark.db
 

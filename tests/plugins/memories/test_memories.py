@@ -25,10 +25,10 @@ from sqlalchemy import Column, DateTime, MetaData, SmallInteger, Table
 from kernel import hookimpl
 from kernel.config import ConfigError
 from kernel.core import Kernel
+from kernel.media.ffmpeg import run_ffmpeg
 from kernel.tables import file_key_column
 from kernel.testing import Harness, harness, make_jpeg
 from kernel.types import FileRef
-from media.ffmpeg import run_ffmpeg
 
 pytestmark = pytest.mark.db
 

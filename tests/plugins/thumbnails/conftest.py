@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from media.ffmpeg import ffmpeg_path
+from kernel.media.ffmpeg import ffmpeg_path
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFile
 
-from media.ffmpeg import (
+from kernel.media.ffmpeg import (
     FFmpegError,
     MediaProbeError,
     ffmpeg_path,

@@ -11,7 +11,7 @@ import random
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from media.samples import make_jpeg, make_video
+from kernel.media.samples import make_jpeg, make_video
 
 log = logging.getLogger(__name__)
 

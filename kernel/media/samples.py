@@ -62,7 +62,7 @@ def make_jpeg(
 
 def make_video(path: Path, *, seconds: float = 1.0, size: str = "160x120", rate: int = 10) -> Path:
     """A real H.264 mp4 (ffmpeg's test pattern)."""
-    from media.ffmpeg import run_ffmpeg
+    from kernel.media.ffmpeg import run_ffmpeg
 
     path.parent.mkdir(parents=True, exist_ok=True)
     run_ffmpeg(

@@ -1,4 +1,4 @@
-"""Media helpers beside the kernel, for the kernel and every plugin alike: what counts as
+"""Media helpers in the kernel, for the kernel and every plugin alike: what counts as
 a photo or a video (``mediatypes``), serving a file over HTTP with ranges and ETags
 (``serving``), finding and running ffmpeg and probing clips (``ffmpeg``), sample media
 (``samples``), the demo library (``demo``) and capture times as text (``dates``). They
