@@ -325,6 +325,11 @@ def render(file: FileRef, size: str, format: str, kernel: Kernel) -> RenderResul
     ``RenderResult`` wins; return None for a size or format you do not handle. Raise
     ``InvalidParameter`` for a value you own but cannot honour. May be async; synchronous
     implementations run in a worker thread.
+
+    The answer is reused for the same (library, path, size, format) by the process that
+    got it until the next commit (any process's), or until its file is gone: return a
+    result that depends only on the file and the database, and replace a rendition by
+    renaming over it (a client then gets the old or the new file whole).
     """
 
 

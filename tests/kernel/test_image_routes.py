@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kernel import RenderResult, hookimpl
 from kernel.media.serving import ChunkBuffers
 from kernel.media.serving import _read_cached as read_cached
 from kernel.testing import harness, make_jpeg, make_video
@@ -245,3 +246,53 @@ def test_an_original_not_in_the_page_cache_is_read_in_a_worker_thread(tmp_path):
             response = h.get("/image", params={"path": "cold.jpg"})
             assert response.status_code == 200 and response.content == data
             assert cached_read_size(path) == 4096  # read once, now cached: read right here
+
+
+class Stamps:
+    """Renders ``size=stamp``: a copy of the original in the test's folder; counts asks."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.asked = 0
+
+    @hookimpl
+    def render(self, file, size, format):
+        if size != "stamp":
+            return None
+        self.asked += 1
+        made = self.folder / f"{file.id}.jpg"
+        made.write_bytes(b"stamp of " + file.rel_path.encode())
+        return RenderResult(made, "image/jpeg")
+
+
+def test_a_rendition_answer_is_kept_until_the_database_changes(tmp_path, library):
+    """The same rendition asked again (a grid of thumbnails scrolled back and forth) is
+    answered without resolving the path, finding its row or asking the plugins again;
+    after any commit they are asked again, and so when the answer's file has gone."""
+    make_jpeg(library / "a.jpg")
+    stamps = Stamps(tmp_path)
+    with harness(tmp_path, extra_plugins={"stamps": stamps}) as h:
+        h.scan()
+        for _ in range(5):
+            answer = h.get("/image", params={"path": "a.jpg", "size": "stamp"})
+            assert answer.status_code == 200 and answer.content == b"stamp of a.jpg"
+        assert stamps.asked == 1
+        same = h.get("/image", params={"path": "a.jpg", "size": " STAMP ", "format": "jpeg"})
+        assert same.status_code == 200 and stamps.asked == 1  # the same question
+
+        make_jpeg(library / "b.jpg")
+        h.scan()  # a commit: asked again
+        assert h.get("/image", params={"path": "a.jpg", "size": "stamp"}).status_code == 200
+        assert stamps.asked == 2
+
+        (tmp_path / "1.jpg").unlink()  # the answer's file has gone: asked again
+        again = h.get("/image", params={"path": "a.jpg", "size": "stamp"})
+        assert again.status_code == 200 and again.content == b"stamp of a.jpg"
+        assert stamps.asked == 3
+
+        refused = h.get("/image", params={"path": "../a.jpg", "size": "stamp"})
+        assert refused.status_code == 400 and stamps.asked == 3
+        (library / "a.jpg").unlink()
+        h.scan()  # the original is gone from the index: no rendition kept from before
+        gone = h.get("/image", params={"path": "a.jpg", "size": "stamp"})
+        assert gone.status_code == 404 and stamps.asked == 3
