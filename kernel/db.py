@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -47,6 +49,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # default; ``[kernel] sqlite_mmap_mb`` turns it on.
 SQLITE_MMAP_MB = 0
 VERSION_READ_SECONDS = 0.001
+# The two copies of the wal-index header at the start of ``<database>-shm`` (48 bytes
+# each; https://www.sqlite.org/walformat.html): every commit rewrites them.
+WAL_INDEX_HEADERS = 96
 SQLITE_CACHE_MB = 2  # per connection (private memory; the OS page cache does the rest)
 Built = TypeVar("Built")
 POSTGRESQL_DEFAULT_RANDOM_PAGE_COST = 4.0
@@ -124,6 +129,8 @@ class Database:
         self._row_sql: dict[tuple[Any, ...], str] = {}  # ``row_now``'s statements
         self._version_connection: Any = None
         self._version_read: tuple[float, int] | None = None
+        self._wal_index = WalIndex(self.engine.url.database if self.is_sqlite else None)
+        self._version_seen: tuple[bytes, int] | None = None
 
     @property
     def dialect(self) -> str:
@@ -270,18 +277,29 @@ class Database:
         return self.local_version()
 
     def local_version(self) -> int | None:
-        """SQLite's ``PRAGMA data_version`` outside any transaction: a read of the shared
-        WAL index (no disk I/O), cheap enough for the event loop, so a per-process cache
-        can check it on every request. None on PostgreSQL (a snapshot is a round trip)
-        and for an in-memory database (one shared connection: its own commits do not
-        move the counter).
+        """SQLite's ``PRAGMA data_version`` outside any transaction: a token that moves
+        with every commit, cheap enough for the event loop, so a per-process cache can
+        check it on every request. None on PostgreSQL (a snapshot is a round trip) and
+        for an in-memory database (one shared connection: its own commits do not move
+        the counter).
 
-        A value read less than ``VERSION_READ_SECONDS`` ago is given again (a request
-        asks up to three times: its token, its file, its rendition), except after a
-        commit of this process; another process's commit is seen that much later, as if
-        the request had come a millisecond earlier."""
+        The pragma is read again only once the wal-index header (``WalIndex``) has
+        changed: any process's commit rewrites it, and reading it is a memory read where
+        the pragma costs a read lock (four ``fcntl`` and four ``stat`` calls). Without
+        the header (not in WAL mode), a value read less than ``VERSION_READ_SECONDS`` ago
+        is given again, except after a commit of this process."""
         if self._memory or not self.is_sqlite:
             return None
+        # mapped only while this process holds a connection on the file: SQLite truncates
+        # the ``-shm`` file (a fault for a mapping) only when no process has it open
+        header = self._wal_index.header() if self._version_connection is not None else None
+        if header is not None:
+            seen = self._version_seen
+            if seen is not None and seen[0] == header:
+                return seen[1]
+            version = int(self._read_aside("PRAGMA data_version", ())[0][0])
+            self._version_seen = (header, version)  # the header read before the pragma
+            return version
         now = time.monotonic()
         read = self._version_read
         if read is not None and now - read[0] < VERSION_READ_SECONDS:
@@ -324,8 +342,51 @@ class Database:
                 cursor.close()  # the statement ends: no read snapshot stays open
 
     def dispose(self) -> None:
+        self._wal_index.close()
         with self._version_lock:
             if self._version_connection is not None:
                 self._version_connection.close()
                 self._version_connection = None
         self.engine.dispose()
+
+
+class WalIndex:
+    """The wal-index header of a SQLite database in WAL mode, mapped read-only from its
+    ``-shm`` file: every commit, by any connection of any process, rewrites it before the
+    commit is visible to readers, so while its bytes are unchanged the data is too.
+
+    A header read while a commit writes it reads as changed (its two copies are written
+    one after the other), and a changed header only costs a read of the pragma. Mapped
+    on first use, once SQLite has made the file; ``header()`` is None until then and for
+    a database that is not in WAL mode."""
+
+    def __init__(self, database: str | None) -> None:
+        in_memory = not database or database == ":memory:" or database.startswith("file:")
+        self._path = None if in_memory else f"{database}-shm"
+        self._map: mmap.mmap | None = None
+        self._tried = 0.0
+
+    def header(self) -> bytes | None:
+        if self._map is None:
+            if self._path is None or time.monotonic() - self._tried < 1.0:
+                return None
+            self._tried = time.monotonic()
+            try:
+                fd = os.open(self._path, os.O_RDONLY)
+            except OSError:
+                return None
+            try:
+                if os.fstat(fd).st_size < WAL_INDEX_HEADERS:
+                    return None
+                self._map = mmap.mmap(fd, WAL_INDEX_HEADERS, access=mmap.ACCESS_READ)
+            finally:
+                os.close(fd)
+        try:
+            return self._map[:WAL_INDEX_HEADERS]
+        except ValueError:  # closed meanwhile (``close``)
+            return None
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from kernel.config import ConfigError, load_config
+from kernel.db import Database
 from kernel.tables import users
 from kernel.testing import harness
 
@@ -267,3 +268,31 @@ def test_a_prepared_statement_is_built_once_and_runs_with_each_call_s_ids(tmp_pa
             assert sorted(conn.execute(db.prepared(ids_of), wanted).scalars()) == sorted(
                 [odd, "u3"]
             )
+
+
+def test_another_process_s_commit_moves_the_data_version_at_once(tmp_path):
+    """The per-process caches follow ``Database.local_version``: a commit by another
+    process (here another engine on the same file) is seen by the very next read, not up
+    to a millisecond later, and reads between commits cost no query at all."""
+    with harness(tmp_path) as h:
+        db = h.kernel.db
+        other = Database(db.url)
+        try:
+            for attempt in range(20):
+                before = db.local_version()
+                with other.write() as conn:
+                    conn.execute(insert(users).values(username=f"u{attempt}", password_hash="x",
+                                                      token_version=1, created_at=1.0))  # fmt: skip
+                assert db.local_version() != before, f"commit {attempt} not seen"
+            statements: list[str] = []
+            raw = db._version_connection.driver_connection
+            raw.set_trace_callback(statements.append)
+            try:
+                settled = db.local_version()
+                time.sleep(0.01)
+                assert [db.local_version() for _ in range(100)] == [settled] * 100
+                assert statements == []
+            finally:
+                raw.set_trace_callback(None)
+        finally:
+            other.dispose()
