@@ -124,9 +124,10 @@ class Dispatcher:
                 continue
             results[impl.plugin_name] = None
             try:
-                results[impl.plugin_name] = await asyncio.wait_for(
-                    self._run(impl, kwargs), self.timeout
-                )
+                # asyncio.timeout keeps a cancellation that lands as the hook returns;
+                # Python 3.11's wait_for drops it
+                async with asyncio.timeout(self.timeout):
+                    results[impl.plugin_name] = await self._run(impl, kwargs)
             except TimeoutError:
                 message = f"timed out after {self.timeout:g} s"
                 log.error("plugin %s: %s %s", impl.plugin_name, hook_name, message)

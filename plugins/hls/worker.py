@@ -167,8 +167,12 @@ class HlsService:
                 await self.schedule()
             except Exception:  # a database hiccup must not end the worker
                 log.exception("hls: scheduling failed; retrying")
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns the result of
+            # a wake that lands with a cancellation and drops the cancellation (the loop
+            # then never ended and the kernel's shutdown waited for it forever)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), poll)
+                async with asyncio.timeout(poll):
+                    await self.wake.wait()
 
     async def schedule(self) -> None:
         """Start, suspend and resume runs until the slots are used as well as they can be."""

@@ -138,6 +138,36 @@ def test_hook_on_shutdown(tmp_path):
     assert rec.of("shutdown") == [""]
 
 
+class Stubborn:
+    """A plugin whose background task catches the first cancellation and goes on (what
+    Python 3.11's ``asyncio.wait_for`` does when a wake-up lands with the cancellation)."""
+
+    def __init__(self) -> None:
+        self.shut_down = False
+
+    @hookimpl
+    async def on_startup(self, kernel):
+        kernel.spawn_background(self._forever(), "stubborn loop")
+
+    @hookimpl
+    def on_shutdown(self):
+        self.shut_down = True
+
+    async def _forever(self):
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(3600)  # the second cancellation (the loop closing) ends it
+
+
+def test_a_task_that_ignores_its_cancellation_does_not_stop_the_shutdown(tmp_path, caplog):
+    stubborn = Stubborn()
+    with harness(tmp_path, extra_plugins={"stubborn": stubborn}):
+        pass
+    assert stubborn.shut_down  # the plugins were still told, and the app stopped
+    assert "background task stubborn loop ignored its cancellation" in caplog.text
+
+
 def test_notification_failure_is_isolated(tmp_path, library, caplog):
     make_jpeg(library / "a.jpg")
 
