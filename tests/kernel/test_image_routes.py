@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -199,12 +200,17 @@ def test_stream_buffers_are_reused_only_when_nothing_else_holds_them():
     assert len(buffers.free) == 2  # no more than ``keep``
 
 
-def evict(path: Path) -> bool:
-    """Ask the kernel to drop ``path``'s pages from the page cache; whether it did."""
+def evict(path: Path, tries: int = 20) -> bool:
+    """Ask the kernel to drop ``path``'s pages from the page cache; whether it did. A page
+    still in flight (written back, in a CPU's batch) is kept by one request: ask again."""
     with open(path, "rb") as handle:
-        os.fsync(handle.fileno())  # clean pages: the kernel may drop them
-        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-        return read_cached(handle.fileno(), memoryview(bytearray(4096)), 0) is None
+        for _ in range(tries):
+            os.fsync(handle.fileno())  # clean pages: the kernel may drop them
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            if read_cached(handle.fileno(), memoryview(bytearray(4096)), 0) is None:
+                return True
+            time.sleep(0.05)
+    return False
 
 
 def cached_read_size(path: Path) -> int | None:
