@@ -297,16 +297,19 @@ class Database:
             seen = self._version_seen
             if seen is not None and seen[0] == header:
                 return seen[1]
-            version = int(self._read_aside("PRAGMA data_version", ())[0][0])
+            version = self._data_version_now()
             self._version_seen = (header, version)  # the header read before the pragma
             return version
         now = time.monotonic()
         read = self._version_read
         if read is not None and now - read[0] < VERSION_READ_SECONDS:
             return read[1]
-        version = int(self._read_aside("PRAGMA data_version", ())[0][0])
+        version = self._data_version_now()
         self._version_read = (now, version)
         return version
+
+    def _data_version_now(self) -> int:
+        return int(self._read_aside("PRAGMA data_version", ())[0][0])
 
     def row_now(
         self, columns: Sequence[Column[Any]], row_id: int, condition: str = ""

@@ -18,12 +18,14 @@ when it served originals.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import os
 from collections.abc import AsyncIterator
 from email.utils import formatdate, parsedate_to_datetime
 from io import FileIO
 from pathlib import Path
+from stat import S_ISDIR
 from typing import Any
 
 from anyio import create_task_group
@@ -315,10 +317,12 @@ async def send_file(
     never a mix. A file up to ``INLINE_READ`` bytes is read right here (14 kB from the
     page cache costs less than handing it to a thread and back), one up to
     ``SMALL_FILE`` in one worker-thread hop; a larger one streams from the open file."""
-    handle = FileIO(path)  # a folder: IsADirectoryError, as the caller expects
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    handle: FileIO | None = None
     try:
-        fd = handle.fileno()
-        st = os.fstat(fd)
+        st = os.fstat(fd)  # one stat (a FileIO made here would take its own as well)
+        if S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))  # the caller's 400
         body: bytes | None = None
         # pread, never read: a client gone mid-hop closes the file while the thread may
         # still read, and a read by number must not move another file's position
@@ -329,11 +333,20 @@ async def send_file(
             body = await loop.run_in_executor(None, os.pread, fd, st.st_size, 0)
         if body is not None and len(body) != st.st_size:
             body = None  # cut short while read: streamed as far as it goes
+        if body is None:
+            handle = FileIO(fd, closefd=True)  # the stream's, and it closes ``fd``
         response = serve_file(request, path, content_type, stat=st, body=body, handle=handle,
                               **options)  # fmt: skip
     except BaseException:
-        handle.close()
+        _close(fd, handle)
         raise
     if not isinstance(response, FileStream):
-        handle.close()  # answered from ``body``, or without the bytes (304, 416)
+        _close(fd, handle)  # answered from ``body``, or without the bytes (304, 416)
     return response
+
+
+def _close(fd: int, handle: FileIO | None) -> None:
+    if handle is not None:
+        handle.close()
+    else:
+        os.close(fd)

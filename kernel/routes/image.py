@@ -52,9 +52,10 @@ def route(kernel: Kernel) -> HTTPRouteHandler:
     known: VersionedCache[FileRef] = VersionedCache(KNOWN_FILES)
     made: VersionedCache[RenderResult] = VersionedCache(KNOWN_RENDITIONS)
 
-    async def indexed(resolved: ResolvedPath) -> FileRef | None:
+    async def indexed(resolved: ResolvedPath, version: int | None) -> FileRef | None:
+        """The file's index row (``version``: the change counter read before this request
+        looked anything up), else the file indexed on demand."""
         key = (resolved.library.id, resolved.rel_path)
-        version = kernel.db.local_version()
         ref = known.get(key, version, kernel.index.unchanged)  # kept: still the same row?
         if ref is None:
             ref = await asyncio.to_thread(kernel.index.get, *key)
@@ -99,7 +100,7 @@ def route(kernel: Kernel) -> HTTPRouteHandler:
             except FileNotFoundError:  # removed since (a cleanup): ask the plugins again
                 made.discard(key)
         resolved = kernel.libraries.resolve(library, file_path)
-        ref = await indexed(resolved)
+        ref = await indexed(resolved, version)
         if ref is None:
             if await asyncio.to_thread(resolved.abs_path.is_dir):
                 raise PathRefused(400, FOLDER)
