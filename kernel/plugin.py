@@ -17,8 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from litestar.di import NamedDependency
-
 if TYPE_CHECKING:
     from litestar import Router
 
@@ -40,11 +38,16 @@ class Plugin(Generic[S]):
         ``plugin: NamedDependency[ThisClass]`` to receive this very instance (no lookup by
         name): what a ``routes`` hook of a plugin class returns."""
         from litestar import Router
-        from litestar.di import Provide
+        from litestar.di import NamedDependency, Provide
 
-        def provide_plugin(user: NamedDependency[Any]) -> Plugin[S]:
+        def provide_plugin(user: Any) -> Plugin[S]:
             # ``user`` is not used: it orders the handler's dependencies (``provide_user``)
             return self
+
+        # Litestar is imported here, not with this module, so that a process importing
+        # only ``kernel`` (an EXIF worker: the parsers and ``kernel.types``) stays small;
+        # the annotation is set as an object, which resolving it then needs no global.
+        provide_plugin.__annotations__["user"] = NamedDependency[Any]
 
         provide = Provide(provide_plugin, sync_to_thread=False)
         return Router(path="/", route_handlers=list(handlers), dependencies={"plugin": provide})

@@ -435,6 +435,9 @@ def test_a_worker_loads_the_parsers_only_and_retires_when_idle(
     if maps.exists():
         mapped = maps.read_text()
         assert "sqlalchemy" not in mapped and "_sqlite3" not in mapped
+    # Litestar is pure Python (nothing mapped): the worker itself says what it imported.
+    heavy = "sorted({'litestar', 'sqlalchemy', 'PIL'} & set(__import__('sys').modules))"
+    assert workers.call(eval, (heavy,), timeout=30) == []
     deadline = time.monotonic() + 60
     while workers.pids() and time.monotonic() < deadline:
         time.sleep(0.05)
