@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import mmap
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -39,6 +37,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
+from kernel.sqlite_files import WalIndex, WriterLock
+
 _WRITE_OPTION = "imageapi_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Reads through a memory map share the OS page cache between pooled connections instead
@@ -49,9 +49,6 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # default; ``[kernel] sqlite_mmap_mb`` turns it on.
 SQLITE_MMAP_MB = 0
 VERSION_READ_SECONDS = 0.001
-# The two copies of the wal-index header at the start of ``<database>-shm`` (48 bytes
-# each; https://www.sqlite.org/walformat.html): every commit rewrites them.
-WAL_INDEX_HEADERS = 96
 SQLITE_CACHE_MB = 2  # per connection (private memory; the OS page cache does the rest)
 Built = TypeVar("Built")
 POSTGRESQL_DEFAULT_RANDOM_PAGE_COST = 4.0
@@ -129,7 +126,9 @@ class Database:
         self._row_sql: dict[tuple[Any, ...], str] = {}  # ``row_now``'s statements
         self._version_connection: Any = None
         self._version_read: tuple[float, int] | None = None
-        self._wal_index = WalIndex(self.engine.url.database if self.is_sqlite else None)
+        database_file = self.engine.url.database if self.is_sqlite else None
+        self._wal_index = WalIndex(database_file)
+        self._writers = WriterLock(database_file)
         self._version_seen: tuple[bytes, int] | None = None
 
     @property
@@ -158,14 +157,15 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A write transaction: committed when the block ends, rolled back on error.
 
-        On SQLite, writers in this process take turns on a lock and the transaction takes
-        the database's write lock up front, so it cannot fail half-way with "locked".
+        On SQLite, writers in this process take turns on a lock, writers of all imageapi
+        processes on the database's ``WriterLock``, and the transaction takes the
+        database's write lock up front, so it cannot fail half-way with "locked".
         """
         if not self.is_sqlite:
             with self.engine.begin() as connection:
                 yield connection
             return
-        with self._write_lock, self.engine.connect() as connection:
+        with self._write_lock, self._writers.held(), self.engine.connect() as connection:
             connection = connection.execution_options(**{_WRITE_OPTION: True})
             transaction = self._begin_immediate(connection)
             try:
@@ -346,50 +346,9 @@ class Database:
 
     def dispose(self) -> None:
         self._wal_index.close()
+        self._writers.close()
         with self._version_lock:
             if self._version_connection is not None:
                 self._version_connection.close()
                 self._version_connection = None
         self.engine.dispose()
-
-
-class WalIndex:
-    """The wal-index header of a SQLite database in WAL mode, mapped read-only from its
-    ``-shm`` file: every commit, by any connection of any process, rewrites it before the
-    commit is visible to readers, so while its bytes are unchanged the data is too.
-
-    A header read while a commit writes it reads as changed (its two copies are written
-    one after the other), and a changed header only costs a read of the pragma. Mapped
-    on first use, once SQLite has made the file; ``header()`` is None until then and for
-    a database that is not in WAL mode."""
-
-    def __init__(self, database: str | None) -> None:
-        in_memory = not database or database == ":memory:" or database.startswith("file:")
-        self._path = None if in_memory else f"{database}-shm"
-        self._map: mmap.mmap | None = None
-        self._tried = 0.0
-
-    def header(self) -> bytes | None:
-        if self._map is None:
-            if self._path is None or time.monotonic() - self._tried < 1.0:
-                return None
-            self._tried = time.monotonic()
-            try:
-                fd = os.open(self._path, os.O_RDONLY)
-            except OSError:
-                return None
-            try:
-                if os.fstat(fd).st_size < WAL_INDEX_HEADERS:
-                    return None
-                self._map = mmap.mmap(fd, WAL_INDEX_HEADERS, access=mmap.ACCESS_READ)
-            finally:
-                os.close(fd)
-        try:
-            return self._map[:WAL_INDEX_HEADERS]
-        except ValueError:  # closed meanwhile (``close``)
-            return None
-
-    def close(self) -> None:
-        if self._map is not None:
-            self._map.close()
-            self._map = None

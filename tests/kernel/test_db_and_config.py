@@ -296,3 +296,39 @@ def test_another_process_s_commit_moves_the_data_version_at_once(tmp_path):
                 raw.set_trace_callback(None)
         finally:
             other.dispose()
+
+
+def test_writers_of_every_process_queue_on_the_database_s_writers_lock(tmp_path):
+    """A write waits while any imageapi process holds ``<database>-writers`` (here a
+    descriptor of its own, as another process has) and goes on when it is let go: a
+    writer blocked in ``flock`` wakes at once, where SQLite's busy handler naps up to
+    100 ms between tries."""
+    import fcntl
+    import os
+
+    with harness(tmp_path) as h:
+        db = h.kernel.db
+        if not db.is_sqlite:
+            pytest.skip("PostgreSQL queues writers itself")
+        other = os.open(f"{db.engine.url.database}-writers", os.O_RDWR | os.O_CREAT)
+        done = threading.Event()
+
+        def write() -> None:
+            with db.write() as conn:
+                conn.execute(insert(users).values(username="queued", password_hash="x",
+                                                  token_version=1, created_at=1.0))  # fmt: skip
+            done.set()
+
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX)
+            writer = threading.Thread(target=write)
+            writer.start()
+            assert not done.wait(0.5), "wrote while another process held the writers' lock"
+            fcntl.flock(other, fcntl.LOCK_UN)
+            assert done.wait(30)
+            writer.join()
+        finally:
+            os.close(other)
+        with db.read() as conn:
+            names = conn.execute(select(users.c.username)).scalars().all()
+        assert "queued" in names
