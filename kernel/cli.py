@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,7 +22,7 @@ from kernel.auth import (
 )
 from kernel.auth import set_password as store_password
 from kernel.background import BackgroundLock, stop_with_parent
-from kernel.config import Config, ConfigError, load_config
+from kernel.config import LOG_FORMAT, Config, ConfigError, load_config
 from kernel.core import Kernel
 from kernel.manager import build_plugin_manager
 from kernel.media.demo import create_demo_library
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from litestar import Litestar
 
 log = logging.getLogger("imageapi")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _config() -> Config:
@@ -126,36 +125,27 @@ def serve(no_scan: bool, no_background: bool, workers: int) -> None:
         )
     for library in kernel.libraries:
         click.echo(f"Serving library {library.id} ({library.name}): {library.root}")
-    options: dict[str, Any] = {
-        "host": config.bind_host,
-        "port": config.bind_port,
-        "log_level": config.log_level.lower(),
-    }
     if workers > 1:
         # The supervisor only starts and watches the serving processes: it becomes a fresh
-        # interpreter running uvicorn's, instead of keeping this one's ~85 MB of loaded
-        # application for nothing.
+        # interpreter (``kernel.supervisor``), instead of keeping this one's ~85 MB of
+        # loaded application for nothing.
         kernel.db.dispose()
         os.environ[SERVE_NO_SCAN_ENV] = "1" if no_scan or no_background else ""
         os.environ[SERVE_ONLY_ENV] = "1" if no_background else ""
         click.echo(f"{workers} serving processes")
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(
-            sys.executable,
-            [
-                *(sys.executable, "-m", "uvicorn", "kernel.cli:worker_app", "--factory"),
-                *("--workers", str(workers), "--host", config.bind_host),
-                *("--port", str(config.bind_port), "--log-level", options["log_level"]),
-            ],
-        )
+        code = f"from kernel.supervisor import main; main({workers})"
+        os.execv(sys.executable, [sys.executable, "-c", code])
     if no_scan:
         kernel.config.kernel.scan_on_startup = False
         kernel.config.kernel.watch = False
     kernel.serve_only = no_background
     background = not (no_scan or no_background)
     app = create_app(kernel, migrate=False, background=background, freeze_heap=True)
-    uvicorn.run(app, **options)
+    uvicorn.run(
+        app, host=config.bind_host, port=config.bind_port, log_level=config.log_level.lower()
+    )
 
 
 def worker_app() -> Litestar:

@@ -20,6 +20,8 @@ from typing import Annotated, Any
 import msgspec
 from dotenv import dotenv_values
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # every process's log lines
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says what to fix."""

@@ -131,8 +131,8 @@ def test_several_serving_processes_and_one_does_the_background_work(tmp_path):
     try:
         processes = _health_by_process(base, want=2)
         assert len(processes) == 2, log.read_text()
-        # The supervisor is a fresh uvicorn, not the process that loaded the application.
-        assert b"uvicorn" in Path(f"/proc/{server.pid}/cmdline").read_bytes()
+        # The supervisor is a fresh interpreter, not the process that loaded the application.
+        assert b"kernel.supervisor" in Path(f"/proc/{server.pid}/cmdline").read_bytes()
         assert sorted(processes.values()) == [False, True]  # exactly one in the background
         password = re.search(r"password:\s+(\S+)", log.read_text()).group(1)
         token = httpx.post(f"{base}/login", json={"username": "admin", "password": password})
@@ -211,3 +211,57 @@ def test_without_scans_one_serving_process_still_does_the_plugins_background_wor
         return roles
 
     assert asyncio.run(start_both()) == [False, True]
+
+
+def _pid_over(sock: socket.socket) -> int:
+    """``GET /health`` on an open keep-alive connection: the pid of the process serving it."""
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(re.search(rb'"pid":\s*(\d+)', body).group(1))
+
+
+@pytest.mark.skipif(bool(os.environ.get("IMAGEAPI_TEST_DATABASE_URL")), reason="SQLite default")
+def test_connections_opened_at_once_are_spread_over_the_serving_processes(tmp_path):
+    """Each serving process listens on a socket of its own: 32 connections opened at once
+    (an app's pool, a benchmark) land on both processes, not all on whichever accepted
+    first, and when a process dies its replacement listens again."""
+    library = tmp_path / "library"
+    library.mkdir()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "IMAGEAPI_CONFIG")}
+    env.update({"BIND_URL": f"127.0.0.1:{port}", "BASE_PATH": str(library)})
+    (tmp_path / "plugins.toml").write_text("")
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-c", "from kernel.cli import main; main()", "serve"]
+    with open(log, "wb") as out:
+        server = subprocess.Popen([*command, "--workers", "2", "--no-scan"], cwd=tmp_path,
+                                  env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert len(_health_by_process(base, want=2)) == 2, log.read_text()
+        for _round in range(2):
+            connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+            try:
+                served_by = [_pid_over(sock) for sock in connections]
+            finally:
+                for sock in connections:
+                    sock.close()
+            shares = sorted(served_by.count(pid) for pid in set(served_by))
+            assert len(shares) == 2 and shares[0] >= 6, shares
+            # A process that dies is replaced, and the new one gets connections too.
+            os.kill(served_by[0], 9)
+            for _ in range(600):
+                seen = _health_by_process(base, want=2, tries=40)
+                if len(seen) == 2 and served_by[0] not in seen:
+                    break
+                time.sleep(0.1)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    assert "starting another" in log.read_text()
