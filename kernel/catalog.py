@@ -22,7 +22,8 @@ import msgspec
 from kernel.config import ConfigError
 from kernel.index import listed_in
 from kernel.libraries import PathRefused
-from kernel.listing import kernel_sorts, list_page
+from kernel.listing import Statements, kernel_sorts, list_page
+from kernel.listing_cache import query_key
 from kernel.tables import files
 from kernel.types import (
     FileRef,
@@ -154,22 +155,31 @@ class Catalog:
     ) -> Listing:
         """One page of the files matching the query, in the sort's order (blocking: call
         it in a worker thread). Order and page over ids alone, then read the page's rows."""
-        filters = self.kernel.hooks.search_filters(query)
-        scope = listed_in(query.library_id, query.path, query.recursive)
-        if query.media_type:
-            scope.append(files.c.media_type == query.media_type)
+        # A Shuffle's seed is in its statements: each is built for its request alone.
+        key = query_key(query, sort) if sort.name != "Shuffle" else None
+        statements = self.kernel.listing_cache.statements(
+            key, lambda: self._statements(query, sort)
+        )
         db = self.kernel.db
         with db.read() as conn:
             version = db.data_version(conn)  # before this transaction reads anything
             page = list_page(
-                conn, scope, filters, sort, query, limit, offset,
-                cache=self.kernel.listing_cache, version=version,
-            )  # fmt: skip
+                conn, statements, limit, offset, cache=self.kernel.listing_cache, version=version
+            )
             rows = {}
             if page.ids:
                 rows = {row.id: row for row in self.kernel.index.rows_by_id(conn, page.ids)}
         ordered = [rows[i] for i in page.ids if i in rows]
         return Listing(self.kernel.index.refs(ordered), page.total)
+
+    def _statements(self, query: SearchQuery, sort: SearchSort) -> Statements:
+        """Every enabled plugin's filters (``search_filters``: from the query alone, as its
+        hookspec says) and the kernel's scope, as the statements of ``kernel.listing``."""
+        filters = self.kernel.hooks.search_filters(query)
+        scope = listed_in(query.library_id, query.path, query.recursive)
+        if query.media_type:
+            scope.append(files.c.media_type == query.media_type)
+        return Statements.build(scope, filters, sort, query)
 
     async def page(
         self, query: SearchQuery, sort: SearchSort, limit: int | None, offset: int, user_id: int

@@ -174,7 +174,11 @@ def search_filters(
     ``SearchFilter.of(...)`` for conditions on ``files``), or None. Raise
     ``InvalidParameter`` for a bad value: the client gets a 400 naming it. All filters are
     ANDed; the kernel decides how to run them (``kernel.listing``). Synchronous only (it
-    builds SQL, it does not run it).
+    builds SQL, it does not run it). Build from the query alone, reading neither the
+    database nor the clock (compare with SQL's own ``func.now()`` for times relative to
+    now): the kernel keeps the statements built for a listing's parameters, user and
+    sort, and runs them again for its next pages and later requests, whatever the data
+    has become since.
     """
 
 

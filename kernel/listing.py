@@ -12,8 +12,8 @@ when the page starts beyond its end.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -47,6 +47,7 @@ WALK_SHARE = 8
 # little further than asked serves the next pages too.
 DEEP_OFFSET = 1_000
 READ_AHEAD = 5_000
+KEPT_PLANS = 4  # a listing's sort parts are kept for this many totals (``Statements``)
 
 
 class DrivingJoin(Join):
@@ -125,12 +126,60 @@ def count_of(stmt: Select[Any]) -> Select[Any]:
     return select(func.count()).select_from(stmt.order_by(None).subquery())
 
 
+@dataclass
+class Statements:
+    """What a listing runs, built from its parameters alone and kept for the next request
+    with the same ones (``Catalog.search``): the filters as sets (``where``) and as row
+    tests (``probing``), the COUNT and its cache key, and the sort's parts for each plan
+    met. Building them took about a third of a listing's time in its worker thread
+    (SQLAlchemy constructs and their cache keys); running them is the rest. Safe to share
+    between threads: every statement is immutable, and two threads building the parts of
+    one plan at once both build the same."""
+
+    query: SearchQuery
+    sort: SearchSort
+    filters: tuple[SearchFilter, ...]
+    where: list[ColumnElement[bool]]
+    probing: list[ColumnElement[bool]]
+    counting: Select[Any]
+    count_key: Hashable | None
+    _parts: dict[tuple[int, bool], tuple[list[Select[Any]], Hashable | None]] = field(
+        default_factory=dict
+    )
+
+    @classmethod
+    def build(
+        cls,
+        scope: Sequence[ColumnElement[bool]],
+        filters: Sequence[SearchFilter],
+        sort: SearchSort,
+        query: SearchQuery,
+    ) -> Statements:
+        """``scope`` holds the kernel's conditions on ``files`` (folder, status, media
+        type); ``filters`` the plugins'."""
+        where = [*scope, *(f.where for f in filters)]
+        probing = [*scope, *(f.probe for f in filters)]
+        counting = select(func.count()).select_from(files).where(*where)
+        key = statement_key(counting)
+        return cls(query, sort, tuple(filters), where, probing, counting, key)
+
+    def parts(self, plan: SortPlan) -> tuple[list[Select[Any]], Hashable | None]:
+        """The sort's parts for ``plan`` and their cache key (the last few plans kept:
+        the total moves with every file added or tagged)."""
+        found = self._parts.get((plan.matches, plan.walk_index))
+        if found is None:
+            matching = select(files.c.id).where(*(self.probing if plan.walk_index else self.where))
+            parts = [part(matching, self.query, plan) for part in self.sort.parts]
+            found = (parts, statement_key(*parts))
+            while len(self._parts) >= KEPT_PLANS:
+                self._parts.pop(next(iter(self._parts)), None)
+            self._parts[(plan.matches, plan.walk_index)] = found
+        return found
+
+
 def list_page(
     conn: Connection,
-    scope: Sequence[ColumnElement[bool]],
-    filters: Sequence[SearchFilter],
-    sort: SearchSort,
-    query: SearchQuery,
+    statements: Statements,
     limit: int | None,
     offset: int,
     *,
@@ -139,30 +188,25 @@ def list_page(
 ) -> Page:
     """The ids of one page and the total, in at most one query per part plus the COUNT.
 
-    ``scope`` holds the kernel's conditions on ``files`` (folder, status, media type);
-    ``filters`` the plugins'. The COUNT and a sorted page use each filter as a set; a
-    page that walks an index uses it as a row test (``SearchFilter.probe``). With a
-    ``cache`` and the ``version`` read before this transaction's first query, the total
-    is reused while nothing changes, and a page at ``DEEP_OFFSET`` or beyond is cut from
-    the kept start of the order (extended when a page lies past it).
+    The COUNT and a sorted page use each filter as a set; a page that walks an index uses
+    it as a row test (``SearchFilter.probe``). With a ``cache`` and the ``version`` read
+    before this transaction's first query, the total is reused while nothing changes, and
+    a page at ``DEEP_OFFSET`` or beyond is cut from the kept start of the order (extended
+    when a page lies past it).
     """
-    where = [*scope, *(f.where for f in filters)]
-    probing = [*scope, *(f.probe for f in filters)]
-    counting = select(func.count()).select_from(files).where(*where)
+    counting = statements.counting
 
     def count() -> int:
         return int(conn.execute(counting).scalar_one())
 
-    total = cache.count(version, statement_key(counting), count) if cache else count()
+    total = cache.count(version, statements.count_key, count) if cache else count()
     if offset >= total or limit == 0:
         return Page([], total)
-    plan = SortPlan(total, worth_walking(conn, total, query), tuple(filters))
-    matching = select(files.c.id).where(*(probing if plan.walk_index else where))
-    parts = [part(matching, query, plan) for part in sort.parts]
+    walk = worth_walking(conn, total, statements.query)
+    parts, key = statements.parts(SortPlan(total, walk, statements.filters))
     end = total if limit is None else min(total, offset + limit)
     if cache is None or version is None or offset < DEEP_OFFSET:
         return Page(walk_parts(conn, parts, offset, end - offset, total), total)
-    key = statement_key(*parts)
     known = cache.ordering(version, key)
     if known is None or len(known) < end:
         start = len(known) if known is not None else 0

@@ -7,22 +7,35 @@ here — for an ordering, its start: every id up to a little past the deepest pa
 taken before the transaction read anything: any commit by anyone (a new tag, a scan in
 another process) changes the stamp and the entry is computed afresh. Nothing is kept
 for an in-memory database, whose stamp is unknown.
+
+A listing's statements (``kernel.listing.Statements``) do not depend on the data: they
+are kept by the listing's parameters, whatever the stamp.
 """
 
 from __future__ import annotations
 
+import threading
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Select
 
 from kernel.versioned import VersionedCache
 
+if TYPE_CHECKING:
+    from kernel.types import SearchQuery, SearchSort
+
+Built = TypeVar("Built")
+
 MAX_COUNTS = 512
 MAX_ORDERED_IDS = 4_000_000  # 16 MB of 4-byte ids across all kept orderings (32 past 2**32)
 #: an ordering is kept only from offset 1,000 on, so more than this never fit the ids
 MAX_ORDERINGS = 4_000
+MAX_STATEMENTS = 128  # listings' built statements, by parameters
+#: the parameters that page through a listing without changing its statements
+PAGING_PARAMS = frozenset({"limit", "offset", "seed"})
 
 
 def statement_key(*statements: Select[Any]) -> Hashable | None:
@@ -36,6 +49,14 @@ def statement_key(*statements: Select[Any]) -> Hashable | None:
         key.append(cache_key.key)
         key.extend(_hashable(bind.effective_value) for bind in cache_key.bindparams)
     return tuple(key)
+
+
+def query_key(query: SearchQuery, sort: SearchSort) -> Hashable:
+    """What a listing's statements are built from: the folder, the user, the media type,
+    every parameter but the paging ones, and the sort."""
+    params = tuple(sorted((k, v) for k, v in query.params.items() if k not in PAGING_PARAMS))
+    return (query.library_id, query.path, query.recursive, query.media_type, query.user_id,
+            params, sort.name)  # fmt: skip
 
 
 def _hashable(value: Any) -> Hashable:
@@ -53,6 +74,24 @@ class ListingCache:
         self._orders: VersionedCache[array[int]] = VersionedCache(
             MAX_ORDERINGS, weigh=len, max_weight=MAX_ORDERED_IDS
         )
+        self._statements: OrderedDict[Hashable, Any] = OrderedDict()
+        self._statements_lock = threading.Lock()
+
+    def statements(self, key: Hashable | None, build: Callable[[], Built]) -> Built:
+        """The statements kept for ``key``, or ``build()``'s (kept unless key is None)."""
+        if key is None:
+            return build()
+        with self._statements_lock:
+            found = self._statements.get(key)
+            if found is not None:
+                self._statements.move_to_end(key)
+                return found  # type: ignore[no-any-return]
+        built = build()
+        with self._statements_lock:
+            self._statements[key] = built
+            while len(self._statements) > MAX_STATEMENTS:
+                self._statements.popitem(last=False)
+        return built
 
     def count(self, version: Any, key: Hashable | None, compute: Callable[[], int]) -> int:
         if key is None:

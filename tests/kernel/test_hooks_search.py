@@ -371,3 +371,49 @@ def test_keyed_sorts_walk_the_index_in_the_promised_order(big, sort, params, mat
 def test_the_big_library_takes_both_plans():
     rated = sum(1 for n in range(COUNT) if n % 10 not in (3, 7))
     assert rated > WALK_INDEX_ABOVE > rated * 2 // 5 and COUNT > DEEP_OFFSET
+
+
+class CountedRatings(Ratings):
+    """Ratings that count how often a listing asks it for its filters."""
+
+    built: list[dict[str, str]] = []
+
+    @hookimpl
+    def search_filters(self, query):
+        CountedRatings.built.append(dict(query.params))
+        return super().search_filters(query)
+
+
+def test_a_listing_s_filters_are_built_once_for_its_parameters(tmp_path, library):
+    """``search_filters`` builds SQL from the query alone, so the kernel keeps a listing's
+    statements for the next request with the same parameters (other pages, other data)
+    and builds them again for other parameters, another user or a Shuffle."""
+    for name in SMALL:
+        make_jpeg(library / name)
+    CountedRatings.built = []
+    with harness(tmp_path, extra_plugins={"ratings": CountedRatings}) as h:
+        h.scan()
+        ids = {e["name"]: e["id"] for e in h.get("/photos").json()["files"]}
+        rate(h, {ids[n]: s for n, s in SMALL.items() if s not in ("no row", None)})
+        CountedRatings.built = []
+        assert names(h.get("/photos", params={"min_stars": "3"})) == ["a.jpg", "b.jpg", "c.jpg"]
+        assert names(h.get("/photos", params={"min_stars": "3", "limit": 1, "offset": 2})) == [
+            "c.jpg"
+        ]
+        rate(h, {ids["e.jpg"]: 4})  # new data, same statements
+        assert names(h.get("/photos", params={"min_stars": "3"})) == [
+            "a.jpg", "b.jpg", "c.jpg", "e.jpg",
+        ]  # fmt: skip
+        assert len(CountedRatings.built) == 1
+        assert names(h.get("/photos", params={"min_stars": "5"})) == ["a.jpg", "c.jpg"]
+        assert len(CountedRatings.built) == 2
+        bob = {"Authorization": f"Bearer {h.login_as('bob')}"}
+        assert names(h.get("/photos", params={"min_stars": "5"}, headers=bob)) == [
+            "a.jpg", "c.jpg",
+        ]  # fmt: skip
+        assert len(CountedRatings.built) == 3
+        before = len(CountedRatings.built)
+        for _ in range(2):
+            shuffled = names(h.get("/photos", params={"min_stars": "5", "sort": "Shuffle"}))
+            assert sorted(shuffled) == ["a.jpg", "c.jpg"]
+        assert len(CountedRatings.built) == before + 2
