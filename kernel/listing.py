@@ -11,6 +11,7 @@ when the page starts beyond its end.
 
 from __future__ import annotations
 
+import threading
 from array import array
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -133,8 +134,8 @@ class Statements:
     tests (``probing``), the COUNT and its cache key, and the sort's parts for each plan
     met. Building them took about a third of a listing's time in its worker thread
     (SQLAlchemy constructs and their cache keys); running them is the rest. Safe to share
-    between threads: every statement is immutable, and two threads building the parts of
-    one plan at once both build the same."""
+    between threads: every statement is immutable, two threads building the parts of one
+    plan at once both build the same, and the kept plans change under a lock."""
 
     query: SearchQuery
     sort: SearchSort
@@ -146,6 +147,7 @@ class Statements:
     _parts: dict[tuple[int, bool], tuple[list[Select[Any]], Hashable | None]] = field(
         default_factory=dict
     )
+    _keeping: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def build(
@@ -171,9 +173,10 @@ class Statements:
             matching = select(files.c.id).where(*(self.probing if plan.walk_index else self.where))
             parts = [part(matching, self.query, plan) for part in self.sort.parts]
             found = (parts, statement_key(*parts))
-            while len(self._parts) >= KEPT_PLANS:
-                self._parts.pop(next(iter(self._parts)), None)
-            self._parts[(plan.matches, plan.walk_index)] = found
+            with self._keeping:
+                while len(self._parts) >= KEPT_PLANS:
+                    del self._parts[next(iter(self._parts))]
+                self._parts[(plan.matches, plan.walk_index)] = found
         return found
 
 

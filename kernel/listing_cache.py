@@ -33,7 +33,7 @@ MAX_COUNTS = 512
 MAX_ORDERED_IDS = 4_000_000  # 16 MB of 4-byte ids across all kept orderings (32 past 2**32)
 #: an ordering is kept only from offset 1,000 on, so more than this never fit the ids
 MAX_ORDERINGS = 4_000
-MAX_STATEMENTS = 128  # listings' built statements, by parameters
+MAX_STATEMENTS = 128  # listings' built statements, by parameters (about 30 KiB each)
 #: the parameters that page through a listing without changing its statements
 PAGING_PARAMS = frozenset({"limit", "offset", "seed"})
 
