@@ -128,7 +128,7 @@ class Database:
         self._version_read: tuple[float, int] | None = None
         database_file = self.engine.url.database if self.is_sqlite else None
         self._wal_index = WalIndex(database_file)
-        self._writers = WriterLock(database_file)
+        self._writers = WriterLock(database_file, SQLITE_BUSY_TIMEOUT_MS / 1000)
         self._version_seen: tuple[bytes, int] | None = None
 
     @property
@@ -165,7 +165,7 @@ class Database:
             with self.engine.begin() as connection:
                 yield connection
             return
-        with self._write_lock, self._writers.held(), self.engine.connect() as connection:
+        with self._write_lock, self.engine.connect() as connection, self._writers.held():
             connection = connection.execution_options(**{_WRITE_OPTION: True})
             transaction = self._begin_immediate(connection)
             try:

@@ -53,8 +53,14 @@ def statement_key(*statements: Select[Any]) -> Hashable | None:
 
 def query_key(query: SearchQuery, sort: SearchSort) -> Hashable:
     """What a listing's statements are built from: the folder, the user, the media type,
-    every parameter but the paging ones, and the sort."""
-    params = tuple(sorted((k, v) for k, v in query.params.items() if k not in PAGING_PARAMS))
+    every declared parameter but the paging ones, and the sort (a client's own ``_``
+    names, such as cache-busters, are no one's parameters)."""
+    params = tuple(
+        sorted(
+            (k, v) for k, v in query.params.items()
+            if k not in PAGING_PARAMS and not k.startswith("_")
+        )
+    )  # fmt: skip
     return (query.library_id, query.path, query.recursive, query.media_type, query.user_id,
             params, sort.name)  # fmt: skip
 

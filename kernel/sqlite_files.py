@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 # The two copies of the wal-index header at the start of ``<database>-shm`` (48 bytes
 # each; https://www.sqlite.org/walformat.html): every commit rewrites them.
 WAL_INDEX_HEADERS = 96
+# A writer waiting for another process's write tries again after this long, doubling
+# the pause up to the longest: most writes hold the lock a millisecond or two.
+FIRST_PAUSE, LONGEST_PAUSE = 0.0001, 0.002
 
 
 def _file_of(database: str | None) -> str | None:
@@ -76,21 +79,26 @@ class WriterLock:
     sleeps 1, 2, 5, 10 ... up to 100 ms between tries, however soon the lock is free.
     Two serving processes under a mixed load waited in ``BEGIN IMMEDIATE`` up to 109 ms
     (p99 20-55 ms) for transactions that held the lock about a millisecond, and every
-    other writer of the waiting process queued behind it. A process blocked in
-    ``flock`` is woken the moment the lock is let go. Writers that do not take it (the
-    ``sqlite3`` shell) still meet SQLite's lock and busy timeout as before. A process
-    that dies holding it lets it go with its descriptors.
+    other writer of the waiting process queued behind it. Here a waiting writer tries
+    again after 0.1 ms, then twice as long each time up to 2 ms. Writers that do not take
+    it (the ``sqlite3`` shell) still meet SQLite's lock and busy timeout as before. A
+    process that dies holding it lets it go with its descriptors; one that holds it and
+    stops (a command suspended with Ctrl-Z, a debugger) is waited for ``wait_seconds``,
+    then writers go on without it, under SQLite's lock and busy timeout alone.
     """
 
-    def __init__(self, database: str | None) -> None:
+    def __init__(self, database: str | None, wait_seconds: float) -> None:
         file = _file_of(database)
         self.path = None if file is None else f"{file}-writers"
+        self.wait_seconds = wait_seconds
         self._fd: int | None = None
         self._pid = 0  # the process that opened ``_fd`` (a forked child opens its own)
-        self._opening = threading.Lock()
+        self._state = threading.Lock()
+        self._holding = False
+        self._closed = False
 
     def _descriptor(self) -> int | None:
-        with self._opening:
+        with self._state:
             if self._fd is not None and self._pid == os.getpid():
                 return self._fd
             try:
@@ -99,8 +107,24 @@ class WriterLock:
                 log.debug("no writers' lock at %s: %s", self.path, exc)
                 self.path = None
                 return None
-            self._fd, self._pid = fd, os.getpid()
+            self._fd, self._pid, self._closed = fd, os.getpid(), False
             return fd
+
+    def _take(self, fd: int) -> bool:
+        """Take the lock, waiting at most ``wait_seconds``; False when it stayed taken."""
+        deadline = time.monotonic() + self.wait_seconds
+        pause = FIRST_PAUSE
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    log.warning("%s held for over %g s; writing under SQLite's lock alone",
+                                self.path, self.wait_seconds)  # fmt: skip
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, LONGEST_PAUSE)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -108,17 +132,27 @@ class WriterLock:
         their process's own writer lock first: threads share one descriptor, and a
         ``flock`` does not keep them from each other."""
         fd = None if self.path is None else self._descriptor()
-        if fd is None:
+        if fd is None or not self._take(fd):
             yield
             return
-        fcntl.flock(fd, fcntl.LOCK_EX)  # blocks without the GIL
+        self._holding = True
         try:
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            with self._state:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                self._holding = False
+                if self._closed:  # ``close`` came while this block ran
+                    self._close_descriptor()
+
+    def _close_descriptor(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
 
     def close(self) -> None:
-        with self._opening:
-            if self._fd is not None and self._pid == os.getpid():
-                os.close(self._fd)
-            self._fd = None
+        """Close the descriptor now, or when the write holding the lock ends."""
+        with self._state:
+            self._closed = True
+            if not self._holding:
+                self._close_descriptor()

@@ -17,6 +17,7 @@ running after ``STOP_GRACE_SECONDS``. The workers stop by themselves when it is 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
@@ -34,6 +35,7 @@ POLL_SECONDS = 0.2
 #: started again: it cannot start at all (a bad setting, a port taken by another program)
 QUICK_DEATH_SECONDS, QUICK_DEATHS = 10.0, 5
 BACKLOG = 2048  # uvicorn's default
+STARTUP_FAILURE = 3  # uvicorn's exit status when the app cannot start
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -68,7 +70,9 @@ def serve_worker() -> None:
             backlog=BACKLOG,
         )
     )
-    server.run(sockets=[sock])
+    # Ctrl-C reaches the whole process group; uvicorn raises it again once it has stopped.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
 
 
 class Supervisor:
@@ -89,29 +93,38 @@ class Supervisor:
         self.stopping = True
 
     def run(self) -> int:
+        """Supervise until a signal says stop (0) or the processes cannot start (1)."""
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, self._on_signal)
-        for _ in range(self.size):
-            self._start_one()
-        while not self.stopping:
-            time.sleep(POLL_SECONDS)
-            for process, started in list(self.running.items()):
-                status = process.poll()
-                if status is None or self.stopping:
-                    continue
-                del self.running[process]
-                quick = time.monotonic() - started < QUICK_DEATH_SECONDS
-                self.quick_deaths = self.quick_deaths + 1 if quick else 0
-                if self.quick_deaths >= QUICK_DEATHS:
-                    log.error("serving processes keep dying at start (exit %s); stopping", status)
-                    self.stopping = True
-                    self._stop_all()
-                    return 1
-                log.warning("serving process %d ended (exit %s); starting another",
-                            process.pid, status)  # fmt: skip
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # ``nohup`` ignores SIGHUP
+                signal.signal(signum, self._on_signal)
+        try:
+            for _ in range(self.size):
                 self._start_one()
-        self._stop_all()
-        return 0
+            while not self.stopping:
+                time.sleep(POLL_SECONDS)
+                if not self._replace_ended():
+                    return 1
+            return 0
+        finally:
+            self._stop_all()
+
+    def _replace_ended(self) -> bool:
+        """Start a process for each that ended; False when they cannot start at all."""
+        for process, started in list(self.running.items()):
+            status = process.poll()
+            if status is None or self.stopping:
+                continue
+            del self.running[process]
+            quick = time.monotonic() - started < QUICK_DEATH_SECONDS
+            self.quick_deaths = self.quick_deaths + 1 if quick else 0
+            if status == STARTUP_FAILURE or self.quick_deaths >= QUICK_DEATHS:
+                log.error("serving process %d could not start (exit %s); stopping",
+                          process.pid, status)  # fmt: skip
+                return False
+            log.warning("serving process %d ended (exit %s); starting another",
+                        process.pid, status)  # fmt: skip
+            self._start_one()
+        return True
 
     def _stop_all(self) -> None:
         for process in self.running:
@@ -120,11 +133,14 @@ class Supervisor:
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for process in self.running:
             try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                status = process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("serving process %d did not stop; killing it", process.pid)
                 process.kill()
                 process.wait()
+                continue
+            if status not in (0, -signal.SIGTERM):  # it had ended before it was told to
+                log.warning("serving process %d had ended (exit %s)", process.pid, status)
 
 
 def main(workers: int) -> None:
@@ -133,8 +149,24 @@ def main(workers: int) -> None:
 
     config = load_config()
     logging.basicConfig(level=config.log_level, format=LOG_FORMAT)
+    host, port = config.bind_host, config.bind_port
+    if _answers(host, port):  # SO_REUSEPORT would let two servers share the port
+        sys.exit(f"cannot listen on {host}:{port}: something is listening there already")
     try:
-        listening_socket(config.bind_host, config.bind_port).close()
+        listening_socket(host, port).close()
     except OSError as exc:
-        sys.exit(f"cannot listen on {config.bind_host}:{config.bind_port}: {exc.strerror}")
+        sys.exit(f"cannot listen on {host}:{port}: {exc.strerror}")
+    shown = f"[{host}]" if ":" in host else host
+    log.info("serving on http://%s:%d with %d processes (Ctrl-C to stop)", shown, port, workers)
     sys.exit(Supervisor(workers).run())
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether something accepts connections on (host, port) already (for a wildcard
+    host, on the loopback address)."""
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    try:
+        socket.create_connection((target, port), timeout=1).close()
+    except OSError:
+        return False
+    return True

@@ -332,3 +332,34 @@ def test_writers_of_every_process_queue_on_the_database_s_writers_lock(tmp_path)
         with db.read() as conn:
             names = conn.execute(select(users.c.username)).scalars().all()
         assert "queued" in names
+
+
+def test_a_writers_lock_held_too_long_is_waited_for_then_written_past(tmp_path, caplog):
+    """A process that holds the writers' lock and stops (a command suspended with Ctrl-Z)
+    is waited for as long as SQLite's busy timeout; then the write goes on under
+    SQLite's own lock, with a warning, instead of waiting for ever."""
+    import fcntl
+    import logging
+    import os
+
+    from kernel.sqlite_files import WriterLock
+
+    lock = WriterLock(str(tmp_path / "stuck.db"), wait_seconds=0.5)
+    stuck = os.open(lock.path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(stuck, fcntl.LOCK_EX)
+    wrote = threading.Event()
+
+    def write() -> None:
+        with lock.held():
+            wrote.set()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="kernel.sqlite_files"):
+            writer = threading.Thread(target=write, daemon=True)
+            writer.start()
+            assert wrote.wait(30), "still waiting for a lock nobody will let go"
+            writer.join(30)
+        assert "stuck.db-writers held for over 0.5 s" in caplog.text
+    finally:
+        os.close(stuck)
+        lock.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -65,6 +66,11 @@ def test_first_serve_sets_everything_up(tmp_path):
         )
         assert preflight.headers["access-control-allow-origin"] == "http://app.example"
         assert httpx.get(f"{base}/schema/openapi.json").status_code == 200
+    except Exception:
+        server.terminate()
+        server.wait(timeout=30)
+        print(log.read_text())  # shown with the failure: what every process logged
+        raise
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -241,7 +247,8 @@ def test_connections_opened_at_once_are_spread_over_the_serving_processes(tmp_pa
     command = [sys.executable, "-c", "from kernel.cli import main; main()", "serve"]
     with open(log, "wb") as out:
         server = subprocess.Popen([*command, "--workers", "2", "--no-scan"], cwd=tmp_path,
-                                  env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+                                  env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         assert len(_health_by_process(base, want=2)) == 2, log.read_text()
@@ -261,7 +268,16 @@ def test_connections_opened_at_once_are_spread_over_the_serving_processes(tmp_pa
                 if len(seen) == 2 and served_by[0] not in seen:
                     break
                 time.sleep(0.1)
+        # Sockets that share the port do not let a second server share it too.
+        second = subprocess.run([*command, "--workers", "2"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert second.returncode != 0
+        assert f"cannot listen on 127.0.0.1:{port}: something is listening" in second.stderr
+        # Ctrl-C in a terminal reaches every process of the group: a clean stop.
+        os.killpg(server.pid, signal.SIGINT)
+        assert server.wait(timeout=60) == 0
     finally:
         server.terminate()
         server.wait(timeout=60)
-    assert "starting another" in log.read_text()
+    text = log.read_text()
+    assert "starting another" in text and "Traceback" not in text, text[-3000:]
