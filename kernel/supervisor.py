@@ -94,9 +94,12 @@ class Supervisor:
 
     def run(self) -> int:
         """Supervise until a signal says stop (0) or the processes cannot start (1)."""
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            if signal.getsignal(signum) is not signal.SIG_IGN:  # ``nohup`` ignores SIGHUP
-                signal.signal(signum, self._on_signal)
+        # SIGINT too even when inherited ignored (a background job of a script): the
+        # serving processes stop on it whatever, and restarting them would never end.
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # ``nohup`` ignores it
+            signal.signal(signal.SIGHUP, self._on_signal)
         try:
             for _ in range(self.size):
                 self._start_one()

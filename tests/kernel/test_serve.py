@@ -219,6 +219,10 @@ def test_without_scans_one_serving_process_still_does_the_plugins_background_wor
     assert asyncio.run(start_both()) == [False, True]
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _pid_over(sock: socket.socket) -> int:
     """``GET /health`` on an open keep-alive connection: the pid of the process serving it."""
     sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
@@ -246,9 +250,11 @@ def test_connections_opened_at_once_are_spread_over_the_serving_processes(tmp_pa
     log = tmp_path / "serve.log"
     command = [sys.executable, "-c", "from kernel.cli import main; main()", "serve"]
     with open(log, "wb") as out:
+        # Started with SIGINT ignored, as a script's background job is: Ctrl-C must stop
+        # the supervisor all the same, or it restarts the processes that did stop.
         server = subprocess.Popen([*command, "--workers", "2", "--no-scan"], cwd=tmp_path,
                                   env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True)  # fmt: skip
+                                  start_new_session=True, preexec_fn=_ignore_sigint)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         assert len(_health_by_process(base, want=2)) == 2, log.read_text()
