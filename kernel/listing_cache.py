@@ -14,9 +14,7 @@ are kept by the listing's parameters, whatever the stamp.
 
 from __future__ import annotations
 
-import threading
 from array import array
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,6 +33,7 @@ MAX_ORDERED_IDS = 4_000_000  # 16 MB of 4-byte ids across all kept orderings (32
 MAX_ORDERINGS = 4_000
 MAX_STATEMENTS = 128  # listings' built statements, by parameters (about 30 KiB each)
 #: the parameters that page through a listing without changing its statements
+ANY_DATA = 0  # the version statements are kept at: they depend on no data
 PAGING_PARAMS = frozenset({"limit", "offset", "seed"})
 
 
@@ -80,24 +79,17 @@ class ListingCache:
         self._orders: VersionedCache[array[int]] = VersionedCache(
             MAX_ORDERINGS, weigh=len, max_weight=MAX_ORDERED_IDS
         )
-        self._statements: OrderedDict[Hashable, Any] = OrderedDict()
-        self._statements_lock = threading.Lock()
+        self._statements: VersionedCache[Any] = VersionedCache(MAX_STATEMENTS)
 
     def statements(self, key: Hashable | None, build: Callable[[], Built]) -> Built:
-        """The statements kept for ``key``, or ``build()``'s (kept unless key is None)."""
-        if key is None:
-            return build()
-        with self._statements_lock:
-            found = self._statements.get(key)
-            if found is not None:
-                self._statements.move_to_end(key)
-                return found  # type: ignore[no-any-return]
-        built = build()
-        with self._statements_lock:
-            self._statements[key] = built
-            while len(self._statements) > MAX_STATEMENTS:
-                self._statements.popitem(last=False)
-        return built
+        """The statements kept for ``key``, or ``build()``'s (kept unless key is None);
+        they hold at every data version (``ANY_DATA``)."""
+        found = None if key is None else self._statements.get(key, ANY_DATA)
+        if found is None:
+            found = build()
+            if key is not None:
+                self._statements.put(key, ANY_DATA, found)
+        return found  # type: ignore[no-any-return]
 
     def count(self, version: Any, key: Hashable | None, compute: Callable[[], int]) -> int:
         if key is None:
