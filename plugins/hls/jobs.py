@@ -138,7 +138,9 @@ def enqueue(db: Database, file_id: int, size: int, mtime_ns: int, *, requested: 
 
     A job for the same content (queued, running, done, or failed — a broken file is not
     retried until it changes) is left as it is; a client asking for a queued
-    pre-generation job moves it to the front. A job made from other content is replaced.
+    pre-generation job moves it to the front, which counts as queueing it now (whether the
+    scanner's hook or the client's call got there first is a race the client must not see).
+    A job made from other content is replaced.
     """
     found = get(db, file_id)  # the common case (a player reloading) needs no write
     if found is not None and found.same_source(size, mtime_ns) and not _to_front(found, requested):
@@ -156,12 +158,13 @@ def enqueue(db: Database, file_id: int, size: int, mtime_ns: int, *, requested: 
             changes: dict[str, Any] = {}
             if old.status == QUEUED and not old.same_source(size, mtime_ns):
                 changes.update(source_size=size, source_mtime_ns=mtime_ns)
-            if _to_front(old, requested):
+            promoted = _to_front(old, requested)
+            if promoted:
                 changes.update(priority=REQUESTED, queued_at=now)
             if changes:
                 conn.execute(update(hls_jobs).where(J.file_id == file_id).values(**changes))
                 old = _replace(old, changes)
-            return Enqueued(old, created=False)
+            return Enqueued(old, created=promoted)
         values = _fresh(size, mtime_ns, priority, now)
         conn.execute(update(hls_jobs).where(J.file_id == file_id).values(**values))
         return Enqueued(_replace(old, values), created=True, replaced=old)

@@ -252,7 +252,10 @@ def test_a_requested_video_suspends_pregeneration_instead_of_waiting(
         h.scan()
         player.wait(h, "long.avi", until=lambda s: s["progress"]["processed_seconds"] > 0)
         shutil.copy(clips["one_second.mp4"], library / "clip.mp4")
-        assert h.post("/video/generate", json={"path": "clip.mp4"}).status_code == 202
+        h.scan()  # pre-generation queues the clip behind long.avi
+        asked = h.post("/video/generate", json={"path": "clip.mp4"})
+        assert (asked.status_code, asked.json()["queued_now"]) == (202, True)
+        assert h.post("/video/generate", json={"path": "clip.mp4"}).status_code == 200
         assert player.wait(h, "clip.mp4")["status"] == "done"
         background = h.get("/video/status", params={"path": "long.avi"}).json()
         assert background["status"] == "running"  # one slot, yet the clip did not wait
