@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, Select, delete, select
+from sqlalchemy import Row, Select, bindparam, delete, select
 
 from kernel.media.dates import iso_datetime
 
@@ -118,8 +118,14 @@ def forget(kernel: Kernel, file_id: int) -> None:
 
 
 def load(kernel: Kernel, file_id: int) -> Row[Any] | None:
-    with kernel.db.read() as conn:
-        return conn.execute(select(image_exif).where(image_exif.c.file_id == file_id)).first()
+    """One file's EXIF row (``/image/metadata``: the statement is built once)."""
+    db = kernel.db
+    with db.read() as conn:
+        return conn.execute(db.prepared(_one_row), {"file_id": file_id}).first()
+
+
+def _one_row(db: Database) -> Select[Any]:
+    return select(image_exif).where(image_exif.c.file_id == bindparam("file_id"))
 
 
 def load_compact(kernel: Kernel, file_ids: Sequence[int]) -> list[Row[Any]]:
