@@ -21,6 +21,11 @@ import msgspec
 from dotenv import dotenv_values
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # every process's log lines
+# Threads per serving process on SQLite unless ``[kernel] threads`` says otherwise. The
+# mixed benchmark (64 connections, 2 processes on 2 CPUs, three 30 s runs of each):
+# 2 threads 3,576-3,714 requests/s, 3 threads 3,350-3,560, 4 threads 3,200-3,419,
+# asyncio's 6 3,006-3,218; worst route p99 72-91 ms with 3, 97-108 ms with 6.
+SQLITE_THREADS = 3
 
 
 class ConfigError(Exception):
@@ -58,11 +63,12 @@ class KernelSettings(msgspec.Struct, forbid_unknown_fields=True):
     heartbeat_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     #: a worker with nothing to do looks for hashing and backlog work this often
     work_poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
-    #: threads for the event loop's blocking work (queries, file reads); 0 = asyncio's
-    #: default, CPUs + 4. Measured on 2 cores under 64 mixed connections, 24 threads (the
-    #: SQLite pool's connections) served 0.77x the requests with a worse p99 on every
-    #: route: the threads' Python work shares one interpreter lock. More may pay where
-    #: blocking work mostly waits (a remote PostgreSQL, slow disks).
+    #: threads per serving process for the event loop's blocking work (queries, file
+    #: reads); 0 = ``SQLITE_THREADS`` on SQLite, asyncio's default (CPUs + 4) on
+    #: PostgreSQL, whose queries mostly wait on the network. The threads' Python work
+    #: shares one interpreter lock, so on SQLite with the data in the page cache fewer
+    #: threads hand it back and forth less (see ``SQLITE_THREADS``). More may pay where
+    #: blocking work mostly waits (slow or network disks).
     threads: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 

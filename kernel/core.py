@@ -16,7 +16,7 @@ from kernel.background import TAKEOVER_SECONDS, BackgroundLock
 from kernel.catalog import Catalog
 from kernel.claims import Claims
 from kernel.cluster import Heartbeat, ScanLock, new_owner
-from kernel.config import Config, ConfigError
+from kernel.config import SQLITE_THREADS, Config, ConfigError
 from kernel.db import Database
 from kernel.dispatch import Dispatcher
 from kernel.excluder import PathExcluder
@@ -174,9 +174,10 @@ class Kernel:
         the background work only while it holds the lock; until then it only serves
         (``serve_only``, decided before ``on_startup`` so plugins see it) and tries to
         take the lock over every few seconds."""
-        if self.config.kernel.threads:  # else asyncio's own: CPUs + 4 (see KernelSettings)
+        threads = self.config.kernel.threads or (SQLITE_THREADS if self.db.is_sqlite else 0)
+        if threads:  # else asyncio's own: CPUs + 4 (see KernelSettings)
             asyncio.get_running_loop().set_default_executor(
-                ThreadPoolExecutor(self.config.kernel.threads, thread_name_prefix="imageapi-io")
+                ThreadPoolExecutor(threads, thread_name_prefix="imageapi-io")
             )
         if self.background_lock is not None:
             self.serve_only = not self.background_lock.try_acquire()
