@@ -9,6 +9,7 @@ any point resumes from the index: nothing is lost and nothing is inserted twice.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import logging
 import os
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import bindparam, select, update
 
@@ -31,6 +32,8 @@ from kernel.walk import walk
 
 if TYPE_CHECKING:
     from kernel.core import Kernel
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int | None], None]
@@ -198,12 +201,12 @@ class Scanner:
         same scan is one move; then write, then tell plugins."""
         started = time.time_ns()
         plans = [
-            await asyncio.to_thread(self._plan, library, full=full, progress=progress)
+            await self._on_own_threads(self._plan, library, full=full, progress=progress)
             for library in libraries
         ]
-        total = ScanReport(moved=await asyncio.to_thread(self._find_moves, plans))
+        total = ScanReport(moved=await self._on_own_threads(self._find_moves, plans))
         for plan in plans:
-            report = await asyncio.to_thread(self._write, plan, progress=progress)
+            report = await self._on_own_threads(self._write, plan, progress=progress)
             self.last_scan_ns[plan.library.id] = started - 2_000_000_000  # clock granularity
             total.seen += report.seen
             total.new += report.new
@@ -212,6 +215,15 @@ class Scanner:
             total.missing += report.missing
         await self._announce(total)
         return total
+
+    async def _on_own_threads(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a scan step that takes seconds on a large library (the walk, writing the
+        index) on the scanner's threads, not the event loop's few (``[kernel] threads``,
+        three on SQLite): they answer the requests of the serving process that scans."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self.hash_pool, lambda: context.run(function, *args, **kwargs)
+        )
 
     async def _announce(self, report: ScanReport) -> None:
         hooks = self.kernel.hooks

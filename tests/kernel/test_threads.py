@@ -63,3 +63,23 @@ def test_on_sqlite_three_threads_by_default(tmp_path: Path) -> None:
             pytest.skip("PostgreSQL keeps asyncio's default: its queries wait on the network")
         assert h.get("/together", params={"count": 3}).json() == {"together": 3}
         assert h.get("/together", params={"count": 4}).status_code == 500
+
+
+def test_a_scan_walks_and_writes_the_index_off_the_request_threads(tmp_path: Path) -> None:
+    """The steps of a scan that take seconds on a large library (the walk, the index
+    writes) run on the scanner's own threads: the serving process that scans keeps its
+    few request threads for requests."""
+    library = tmp_path / "library"
+    (library / "2024").mkdir(parents=True)
+    for n in range(3):
+        (library / "2024" / f"{n}.jpg").write_bytes(b"\xff\xd8\xff" + bytes([n]) * 64)
+    threads: dict[str, set[str]] = {}
+
+    def progress(phase: str, done: int, total: int | None) -> None:
+        threads.setdefault(phase, set()).add(threading.current_thread().name)
+
+    with harness(tmp_path, library=library) as h:
+        h.run(h.kernel.scanner.scan, full=True, progress=progress)
+    assert {"walk", "index"} <= threads.keys(), threads
+    for phase in ("walk", "index"):
+        assert all(name.startswith("imageapi-hash") for name in threads[phase]), threads
