@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, exists, select
@@ -66,6 +68,11 @@ class Pipeline:
         self.pauses = 0
         self.tasks: set[asyncio.Task[Any]] = set()
         self.flow: backlog.Flow | None = None
+        # Pictures for the backlog are decoded (a 24 MP JPEG: tens of ms) on threads of
+        # their own, up to ``detect_concurrency`` ahead: on the event loop's few threads
+        # they would keep the requests of the process that runs the backlog waiting.
+        decoders = max(1, min(settings.detect_concurrency, os.cpu_count() or 1))
+        self.decoder = ThreadPoolExecutor(decoders, thread_name_prefix="imageapi-faces")
 
     # --- what goes to Apollo -----------------------------------------------------------------
 
@@ -194,7 +201,8 @@ class Pipeline:
     async def picture(self, file: FileRef) -> images.Picture | images.NoPicture:
         """The upright JPEG to send, or why there is none (stored as a failure)."""
         try:
-            return await images.photo(self.kernel, file, self.settings.detect_max_side)
+            max_side = self.settings.detect_max_side
+            return await images.photo(self.kernel, file, max_side, self.decoder)
         except images.NoPicture as exc:
             return exc
 
@@ -340,3 +348,4 @@ class Pipeline:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.decoder.shutdown(wait=False, cancel_futures=True)

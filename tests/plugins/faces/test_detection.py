@@ -188,3 +188,18 @@ def _hash(h, path):
 
     with h.kernel.db.read() as conn:
         return conn.execute(select(files.c.content_hash).where(files.c.rel_path == path)).scalar()
+
+
+def test_backlog_pictures_are_decoded_on_the_plugin_s_own_threads(tmp_path, library, apollo):
+    """Decoding a photo for Apollo takes tens of ms for a camera JPEG, up to
+    ``detect_concurrency`` of them ahead: they run on threads of the plugin's own, not on
+    the event loop's few, which answer the requests of the process running the backlog."""
+    import threading
+
+    photo(library / "one.jpg", RED)
+    with faces_app(tmp_path, apollo.url) as h:
+        h.scan()
+        drain(h)
+        assert faces_of(h, "one.jpg")["status"] == "detected"
+        names = [t.name for t in threading.enumerate()]
+        assert any(name.startswith("imageapi-faces") for name in names), names
