@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 import kernel
 from kernel.tables import files, users
 from kernel.testing import TEST_DATABASE_ENV, fresh_database_url, harness, make_jpeg
-from plugins.thumbnails.layout import TMP_PREFIX, Storage
+from plugins.thumbnails.layout import STALE_TMP_SECONDS, TMP_PREFIX, Storage
 from plugins.thumbnails.store import thumbnails
 
 pytestmark = pytest.mark.db
@@ -269,7 +269,12 @@ def test_kill_9_mid_ingest_leaves_nothing_broken(tmp_path: Path, library: Path) 
         assert not stray.exists()
         state = rows(h)
         assert len(state) == count and {r.status for r in state.values()} == {"done"}
-        made = sorted(folder.iterdir())
+        # The kill may land between a temporary's write and its rename: that one is
+        # fresh, and left alone until it is old enough to be nobody's write in progress.
+        made = sorted(p for p in folder.iterdir() if not p.name.startswith(TMP_PREFIX))
+        left = [p for p in folder.iterdir() if p.name.startswith(TMP_PREFIX)]
+        young = time.time() - STALE_TMP_SECONDS
+        assert len(left) <= 1 and all(p.stat().st_mtime > young for p in left)
         assert [p.name for p in made] == [f"{n:02d}.png.thumb.jpg" for n in range(count)]
         for path in made:  # every file complete: decodes to the end
             with Image.open(path) as im:
