@@ -22,9 +22,10 @@ from dotenv import dotenv_values
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # every process's log lines
 # Threads per serving process on SQLite unless ``[kernel] threads`` says otherwise. The
-# mixed benchmark (64 connections, 2 processes on 2 CPUs, three 30 s runs of each):
-# 2 threads 3,576-3,714 requests/s, 3 threads 3,350-3,560, 4 threads 3,200-3,419,
-# asyncio's 6 3,006-3,218; worst route p99 72-91 ms with 3, 97-108 ms with 6.
+# mixed benchmark (64 connections, 2 processes on 2 CPUs, 30 s runs taking turns, three
+# of each): 3 threads 3,265-3,358 requests/s against asyncio's 6 3,006-3,218, worst
+# route p99 90-95 ms against 97-108; in a second set 2 threads 3,576-3,714, 3 threads
+# 3,350-3,560 (p99 72-91 ms), 4 threads 3,200-3,419.
 SQLITE_THREADS = 3
 
 
