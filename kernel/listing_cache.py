@@ -32,8 +32,8 @@ MAX_ORDERED_IDS = 4_000_000  # 16 MB of 4-byte ids across all kept orderings (32
 #: an ordering is kept only from offset 1,000 on, so more than this never fit the ids
 MAX_ORDERINGS = 4_000
 MAX_STATEMENTS = 128  # listings' built statements, by parameters (about 30 KiB each)
-#: the parameters that page through a listing without changing its statements
 ANY_DATA = 0  # the version statements are kept at: they depend on no data
+#: the parameters that page through a listing without changing its statements
 PAGING_PARAMS = frozenset({"limit", "offset", "seed"})
 
 

@@ -12,18 +12,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 from PIL import Image, ImageOps
 
 from kernel.media.mediatypes import RAW_EXTENSIONS
 from kernel.types import FileRef
-
-T = TypeVar("T")
 
 JPEG_QUALITY = 90
 
@@ -70,17 +66,12 @@ def upright(source: Path | bytes, max_side: int) -> Picture:
         raise NoPicture(f"unreadable photo: {exc}") from None
 
 
-async def _off_loop(executor: Executor | None, function: Callable[..., T], *args: Any) -> T:
-    if executor is None:
-        return await asyncio.to_thread(function, *args)
-    return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
-
-
 async def photo(
-    kernel: object, file: FileRef, max_side: int, executor: Executor | None = None
+    kernel: object, file: FileRef, max_side: int, decoder: Executor | None = None
 ) -> Picture:
     """An upright JPEG of ``file`` whose long side is at most ``max_side``, decoded on
-    ``executor`` (the event loop's threads when None: a request waiting for it)."""
+    ``decoder`` (None: the event loop's threads, for a request waiting for it)."""
+    loop = asyncio.get_running_loop()
     if file.extension in RAW_EXTENSIONS:
         hooks = kernel.hooks  # type: ignore[attr-defined]
         try:
@@ -89,9 +80,9 @@ async def photo(
             raise NoPicture(f"no preview of this RAW photo: {exc}") from None
         if rendered is None:
             raise NoPicture("a RAW photo needs a plugin that renders previews (thumbnails)")
-        data = await _off_loop(executor, Path(rendered.path).read_bytes)
-        return await _off_loop(executor, upright, data, max_side)
-    return await _off_loop(executor, upright, file.abs_path, max_side)
+        data = await loop.run_in_executor(decoder, Path(rendered.path).read_bytes)
+        return await loop.run_in_executor(decoder, upright, data, max_side)
+    return await loop.run_in_executor(decoder, upright, file.abs_path, max_side)
 
 
 def crop(

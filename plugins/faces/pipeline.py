@@ -68,8 +68,8 @@ class Pipeline:
         self.pauses = 0
         self.tasks: set[asyncio.Task[Any]] = set()
         self.flow: backlog.Flow | None = None
-        # Pictures for the backlog are decoded (a 24 MP JPEG: tens of ms) on threads of
-        # their own, up to ``detect_concurrency`` ahead: on the event loop's few threads
+        # Pictures are decoded (a 24 MP JPEG: tens of ms) on threads of their own, the
+        # backlog's up to ``detect_concurrency`` ahead: on the event loop's few threads
         # they would keep the requests of the process that runs the backlog waiting.
         decoders = max(1, min(settings.detect_concurrency, os.cpu_count() or 1))
         self.decoder = ThreadPoolExecutor(decoders, thread_name_prefix="imageapi-faces")
@@ -201,8 +201,7 @@ class Pipeline:
     async def picture(self, file: FileRef) -> images.Picture | images.NoPicture:
         """The upright JPEG to send, or why there is none (stored as a failure)."""
         try:
-            max_side = self.settings.detect_max_side
-            return await images.photo(self.kernel, file, max_side, self.decoder)
+            return await self.photo(file)
         except images.NoPicture as exc:
             return exc
 
@@ -257,9 +256,11 @@ class Pipeline:
 
     async def detect(self, file: FileRef) -> tuple[list[store.NewFace], str]:
         """Apollo's faces of the upright photo, boxes normalised (raises on failure)."""
-        return await self.faces(
-            await images.photo(self.kernel, file, self.settings.detect_max_side)
-        )
+        return await self.faces(await self.photo(file))
+
+    async def photo(self, file: FileRef) -> images.Picture:
+        """The upright picture of ``file`` to send (raises ``images.NoPicture``)."""
+        return await images.photo(self.kernel, file, self.settings.detect_max_side, self.decoder)
 
     async def faces(self, picture: images.Picture) -> tuple[list[store.NewFace], str]:
         """Apollo's faces of a prepared picture, boxes normalised (raises on failure)."""

@@ -18,32 +18,25 @@ from kernel.testing import harness
 AT_ONCE = 20  # above asyncio's default (CPUs + 4) on up to 15 CPUs
 
 
-@get("/at-once")
-async def at_once() -> dict[str, int]:
-    """Blocking calls that can only finish when AT_ONCE of them run at the same time."""
-    barrier = threading.Barrier(AT_ONCE)
-    await asyncio.gather(*(asyncio.to_thread(barrier.wait, 3) for _ in range(AT_ONCE)))
-    return {"together": AT_ONCE}
-
-
 @get("/together")
 async def together(count: FromQuery[int]) -> dict[str, int]:
-    """``count`` blocking calls that each wait (1 s at most) until all of them run."""
+    """``count`` blocking calls that can only finish when all of them run at the same
+    time (each waits 2 s at most)."""
     barrier = threading.Barrier(count)
-    await asyncio.gather(*(asyncio.to_thread(barrier.wait, 1) for _ in range(count)))
+    await asyncio.gather(*(asyncio.to_thread(barrier.wait, 2) for _ in range(count)))
     return {"together": count}
 
 
 class Blocking(Plugin[None]):
     @hookimpl
     def routes(self) -> list[Router]:
-        return [Router("/", route_handlers=[at_once, together])]
+        return [Router("/", route_handlers=[together])]
 
 
 def test_threads_setting_runs_that_many_at_once(tmp_path: Path) -> None:
     toml = "[kernel]\nthreads = 24\n"
     with harness(tmp_path, extra_plugins={"blocking": Blocking}, plugins_toml=toml) as h:
-        response = h.get("/at-once")
+        response = h.get("/together", params={"count": AT_ONCE})
         assert response.status_code == 200, response.text
         assert response.json() == {"together": AT_ONCE}
 
@@ -51,7 +44,8 @@ def test_threads_setting_runs_that_many_at_once(tmp_path: Path) -> None:
 def test_threads_setting_bounds_them(tmp_path: Path) -> None:
     toml = "[kernel]\nthreads = 4\n"
     with harness(tmp_path, extra_plugins={"blocking": Blocking}, plugins_toml=toml) as h:
-        assert h.get("/at-once").status_code == 500  # 4 threads never gather 20 at once
+        at_once = h.get("/together", params={"count": AT_ONCE})
+        assert at_once.status_code == 500  # 4 threads never gather 20 at once
 
 
 def test_on_sqlite_three_threads_by_default(tmp_path: Path) -> None:
